@@ -1,0 +1,125 @@
+"""One pipeline run: validate, plan, prepare the output, execute on Ray, commit the ledger and the funnel."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.commit import OutputLayout, write_json_atomic
+from pipeline.executor import RunOutput, execute, init_ray
+from pipeline.funnel import StageFunnel, build_funnel
+from pipeline.manifest import load_manifest
+from pipeline.planner import Plan, build_plan
+from pipeline.schema import REJECT_SCHEMA, SCHEMA_VERSION
+from pipeline.sink import empty_file
+
+
+@dataclass
+class RunSummary:
+    output_dir: Path
+    funnel: list[StageFunnel]
+    failed_shards: list[dict]
+    kept: int
+    rejected: int
+    seconds: float
+    complete: bool
+
+
+def plan_manifest(manifest_path: str | Path, output: str | None = None) -> Plan:
+    return build_plan(load_manifest(manifest_path), output)
+
+
+def run_manifest(
+    manifest_path: str | Path,
+    *,
+    output: str | None = None,
+    address: str | None = None,
+    overwrite: bool = False,
+) -> RunSummary:
+    """Run a manifest end to end; raises ManifestError / OutputExistsError before any work starts."""
+    started = time.perf_counter()
+    plan = plan_manifest(manifest_path, output)
+    layout = OutputLayout(plan.output_dir)
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    layout.prepare(run_id, overwrite)
+    ray_settings = plan.manifest.ray
+    init_ray(address or ray_settings.address, ray_settings.num_cpus)
+    ray_ready = time.perf_counter()
+
+    result = execute(plan, layout, run_id)
+    records = result.records
+    files = [r for r in records if r["kind"] in ("data", "rejects")]
+    for kind, directory, schema in (("data", layout.data_dir, plan.schema), ("rejects", layout.rejects_dir, REJECT_SCHEMA)):
+        if not any(r["kind"] == kind for r in files):
+            files.append(empty_file(schema, layout, run_id, directory))
+    failed = _failed_shards(records, result)
+    funnel = build_funnel(
+        records,
+        result.source_of_shard,
+        [s.label for s in plan.sources],
+        [s.label for s in plan.steps],
+        {},
+    )
+    kept = sum(r["rows"] for r in files if r["kind"] == "data")
+    rejected = sum(r["rows"] for r in files if r["kind"] == "rejects")
+    seconds = time.perf_counter() - started
+    stats = {
+        "manifest": str(plan.manifest.path),
+        "manifest_fingerprint": plan.manifest.fingerprint,
+        "run_id": run_id,
+        "rows_in": sum(f.rows_in for f in funnel[: len(plan.sources)]),
+        "kept": kept,
+        "rejected": rejected,
+        "funnel": [f.as_dict() for f in funnel],
+        "failed_shards": failed,
+        "timings": {
+            "total_seconds": round(seconds, 3),
+            "ray_start_seconds": round(ray_ready - started, 3),
+            "execute_seconds": round(result.seconds, 3),
+        },
+    }
+    write_json_atomic(layout.stats_path, stats)
+    complete = not failed
+    if complete:
+        write_json_atomic(
+            layout.success_path,
+            {
+                "complete": True,
+                "schema_version": SCHEMA_VERSION,
+                "package_version": __version__,
+                "manifest_fingerprint": plan.manifest.fingerprint,
+                "run_id": run_id,
+                "rows": {"kept": kept, "rejected": rejected},
+                "files": sorted(
+                    ({k: r[k] for k in ("path", "shard", "rows", "sha256", "bytes")} for r in files),
+                    key=lambda r: r["path"],
+                ),
+            },
+        )
+    return RunSummary(plan.output_dir, funnel, failed, kept, rejected, seconds, complete)
+
+
+def _failed_shards(records: list[dict], result: RunOutput) -> list[dict]:
+    """One entry per failed shard: its file, the stage that failed and the last line of the cause."""
+    failed: dict[str, dict] = {}
+    for record in records:
+        shard = record["shard"]
+        if record["kind"] != "failed_shard" or shard in failed:
+            continue
+        detail = (record["detail"] or "").strip()
+        failed[shard] = {
+            "shard": shard,
+            "uri": result.uri_of_shard.get(shard),
+            "source": result.source_of_shard.get(shard),
+            "stage": record["stage"],
+            "cause": detail.splitlines()[-1] if detail else "",
+            "traceback": detail,
+        }
+    return sorted(failed.values(), key=lambda r: r["shard"])
+
+
+def load_stats(output_dir: Path) -> dict:
+    return json.loads((Path(output_dir) / "stats.json").read_text())

@@ -1,0 +1,82 @@
+"""The row schema shared by curated and synthetic rows, and the columns the executor uses internally.
+
+Documented in the README; bump `SCHEMA_VERSION` when a core column changes meaning or type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+MEDIA = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+CORE_COLUMNS: tuple[pa.Field, ...] = (
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("source", pa.string()),
+    pa.field("source_uri", pa.string()),
+    pa.field("source_key", pa.string()),
+    pa.field("task", pa.string()),
+    pa.field("url", pa.string()),
+    pa.field("images", pa.list_(MEDIA)),
+    pa.field("caption", pa.string()),
+    pa.field("messages", pa.list_(MESSAGE)),
+)
+
+# Carried between stages, never written as such: routing state and the output position of a row.
+SHARD = "_shard"
+ORDINAL = "_ordinal"
+REJECT_STAGE = "reject_stage"
+REJECT_REASON = "reject_reason"
+REJECT_DETAIL = "reject_detail"
+REJECT_SCORE = "reject_score"
+DUPLICATE_OF = "duplicate_of"
+FAILED = "_failed"
+
+ROUTING_COLUMNS: tuple[pa.Field, ...] = (
+    pa.field(SHARD, pa.string()),
+    pa.field(ORDINAL, pa.int64()),
+    pa.field(REJECT_STAGE, pa.string()),
+    pa.field(REJECT_REASON, pa.string()),
+    pa.field(REJECT_DETAIL, pa.string()),
+    pa.field(REJECT_SCORE, pa.float64()),
+    pa.field(DUPLICATE_OF, pa.string()),
+    pa.field(FAILED, pa.bool_()),
+)
+ROUTING_NAMES = frozenset(f.name for f in ROUTING_COLUMNS)
+
+# Heavy columns dropped from a row as soon as it is rejected: the rejects never carry media.
+MEDIA_COLUMNS = ("images", "video")
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("source_uri", pa.string()),
+        pa.field("source_key", pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("duplicate_of", pa.string()),
+    ]
+)
+
+
+def output_schema(produced: list[pa.Field]) -> pa.Schema:
+    """The kept-row schema: core columns, then what stages add, in manifest order."""
+    fields = list(CORE_COLUMNS)
+    names = {f.name for f in fields}
+    for f in produced:
+        if f.name not in names and f.name not in ROUTING_NAMES:
+            fields.append(f)
+            names.add(f.name)
+    return pa.schema(fields)
+
+
+def row_id(*parts: str) -> str:
+    """A stable sample id: the hash of its source URI and key, independent of workers and order."""
+    return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=12).hexdigest()

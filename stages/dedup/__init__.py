@@ -1,0 +1,1 @@
+from stages.dedup import exact_image  # noqa: F401

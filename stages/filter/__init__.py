@@ -1,0 +1,1 @@
+from stages.filter import aspect_ratio, caption_length, decode, image_size  # noqa: F401

@@ -1,0 +1,101 @@
+"""The one safe image decode used by every stage that opens images.
+
+Safety: only allow-listed formats are opened; the pixel count is checked from the header before any
+pixel is decoded (Pillow only raises above twice its limit and merely warns below); the full `load()`
+runs so truncated files fail here, not in a trainer. Images whose plain `convert("RGB")` would be wrong
+(EXIF rotation, CMYK, 16-bit, palette or alpha) are normalised to 8-bit RGB and re-encoded.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own MAX_IMAGE_PIXELS, enforced as an error
+EXIF_ORIENTATION = 0x0112
+JPEG_QUALITY = 95
+
+
+class DecodeError(Exception):
+    """A per-image problem; `code` becomes the reject reason `error:<code>`."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail = code, detail
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    width: int
+    height: int
+    format: str
+    mode: str  # the mode as stored in the file, before normalisation
+    normalized_bytes: bytes | None  # re-encoded RGB when the stored bytes needed normalising
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB with transparency composited on white and 16-bit samples scaled, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.uint32)
+        scale = 257 if image.mode.startswith("I;16") or array.max() > 255 else 1
+        image = Image.fromarray((array // scale).clip(0, 255).astype(np.uint8), "L")
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _needs_normalising(image: Image.Image) -> bool:
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    return image.mode not in ("RGB", "L") or orientation not in (1, None)
+
+
+def decode_image(
+    data: bytes | None,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedImage:
+    """Fully decode `data`; raises DecodeError with a specific code for every way it can be bad."""
+    if not data:
+        raise DecodeError("empty_file", "zero bytes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise DecodeError("not_an_image", f"unrecognised bytes starting {data[:8]!r}") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise DecodeError("decompression_bomb", str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - any parser failure is a bad file, not a crash
+            raise DecodeError("decode_failed", f"{type(exc).__name__}: {exc}") from None
+        if image.format not in formats:
+            raise DecodeError("format_not_allowed", f"{image.format} not in {list(formats)}")
+        width, height = image.size
+        if width <= 0 or height <= 0 or width * height > max_pixels:
+            raise DecodeError("decompression_bomb", f"{width}x{height} exceeds {max_pixels} pixels")
+        try:
+            image.load()
+        except Exception as exc:  # noqa: BLE001 - truncated data surfaces only here
+            code = "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "decode_failed"
+            raise DecodeError(code, f"{type(exc).__name__}: {exc}") from None
+        fmt, mode = image.format, image.mode
+        if not _needs_normalising(image):
+            return DecodedImage(width, height, fmt, mode, None)
+        try:
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
+        except Exception as exc:  # noqa: BLE001
+            raise DecodeError("decode_failed", f"normalising {mode}: {type(exc).__name__}: {exc}") from None
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        rgb.save(buffer, format="PNG")
+    return DecodedImage(rgb.width, rgb.height, fmt, mode, buffer.getvalue())

@@ -1,0 +1,1 @@
+from stages.ingest import jsonl, parquet, webdataset  # noqa: F401
