@@ -38,7 +38,9 @@ def _cmd_plan(args: argparse.Namespace, console: Console) -> int:
         console.out(json.dumps(description, indent=2))
         return 0
     for i, stage in enumerate(description["stages"]):
-        console.print(f"[bold]{i}. {stage['stage']}[/bold] ({stage['kind']}{', global barrier' if stage['global_barrier'] else ''})")
+        console.print(
+            f"[bold]{i}. {stage['stage']}[/bold] ({stage['kind']}{', global barrier' if stage['global_barrier'] else ''})"
+        )
         console.print(f"   params:    {json.dumps(stage['params'])}")
         console.print(f"   requires:  {', '.join(f'{k}: {v}' for k, v in stage['requires'].items()) or '-'}")
         console.print(f"   produces:  {', '.join(f'{k}: {v}' for k, v in stage['produces'].items()) or '-'}")

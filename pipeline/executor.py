@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import pyarrow as pa
 
@@ -34,17 +34,20 @@ class RunOutput:
     seconds: float
 
 
-def init_ray(address: str | None, num_cpus: int | None) -> None:
-    """Join `address`, or start an embedded local instance; reuses one already started in this process."""
+def init_ray(address: str | None, num_cpus: int | None) -> dict:
+    """Join `address`, or start an embedded local instance; reuses one already started in this process.
+
+    Returns where the run executes (the cluster's GCS address and its CPUs) for stats.json.
+    """
     import ray
 
-    if ray.is_initialized():
-        return
-    kwargs: dict = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": True}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+    if not ray.is_initialized():
+        kwargs: dict = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": True}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    return {"address": ray.get_runtime_context().gcs_address, "cpus": ray.cluster_resources().get("CPU", 0)}
 
 
 def _named(fn: Callable, label: str) -> Callable:
@@ -134,7 +137,9 @@ def _map_stage(ds, planned: PlannedStage):
         _ensure_setup(stage)
         return run_on_active(batch, label, stage.process)
 
-    return ds.map_batches(_named(run, label), batch_format="pyarrow", batch_size=None, num_cpus=resources.cpus)
+    return ds.map_batches(
+        _named(run, label), batch_format="pyarrow", batch_size=None, num_cpus=resources.cpus
+    )
 
 
 def _global_stage(ds, planned: PlannedStage):
@@ -149,7 +154,9 @@ def _global_stage(ds, planned: PlannedStage):
     def active_only(batch: pa.Table) -> pa.Table:
         return batch.filter(active_mask(batch))
 
-    ds = ds.map_batches(_named(prepare, f"{label}:prepare"), batch_format="pyarrow", batch_size=None).materialize()
+    ds = ds.map_batches(
+        _named(prepare, f"{label}:prepare"), batch_format="pyarrow", batch_size=None
+    ).materialize()
     summary = stage.summarize(ds.map_batches(active_only, batch_format="pyarrow", batch_size=None))
     summary_ref = ray.put(summary)
 
@@ -170,7 +177,9 @@ def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None) -> RunO
     for index, source in enumerate(plan.sources):
         stage: SourceStage = source.stage  # type: ignore[assignment]
         for shard in stage.list_shards():
-            items.append({"source": index, "shard_id": shard.shard_id, "uri": shard.uri, "relative": shard.relative})
+            items.append(
+                {"source": index, "shard_id": shard.shard_id, "uri": shard.uri, "relative": shard.relative}
+            )
             source_of_shard[shard.shard_id] = source.label
             uri_of_shard[shard.shard_id] = shard.uri
     if not items:
@@ -196,4 +205,3 @@ def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None) -> RunO
     for batch in records_ds.iter_batches(batch_format="pyarrow", batch_size=None):
         records.extend(batch.cast(RECORD_SCHEMA).to_pylist())
     return RunOutput(run_id, records, source_of_shard, uri_of_shard, time.perf_counter() - started)
-

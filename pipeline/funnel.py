@@ -54,10 +54,18 @@ def build_funnel(
     for label in source_labels:
         rejected = sum(reasons[label].values())
         rows_in = rows_per_source[label]
-        funnel.append(StageFunnel(label, rows_in, rows_in - rejected, rejected, dict(reasons[label]), seconds.get(label)))
+        funnel.append(
+            StageFunnel(
+                label, rows_in, rows_in - rejected, rejected, dict(reasons[label]), seconds.get(label)
+            )
+        )
         flowing += rows_in - rejected
     for label in step_labels:
         rejected = sum(reasons[label].values())
-        funnel.append(StageFunnel(label, flowing, flowing - rejected, rejected, dict(reasons[label]), seconds.get(label)))
+        funnel.append(
+            StageFunnel(
+                label, flowing, flowing - rejected, rejected, dict(reasons[label]), seconds.get(label)
+            )
+        )
         flowing -= rejected
     return funnel

@@ -22,7 +22,9 @@ from pipeline.yaml_loader import load_yaml
 class RaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    address: str | None = Field(None, description="Ray cluster to join; None starts an embedded local instance")
+    address: str | None = Field(
+        None, description="Ray cluster to join; None starts an embedded local instance"
+    )
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded instance; None uses all")
 
 

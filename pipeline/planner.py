@@ -84,7 +84,11 @@ def build_plan(manifest: Manifest, output: str | None = None) -> Plan:
     problems: list[str] = []
     name_counts = Counter(spec.name for spec in manifest.stages)
     planned = [
-        PlannedStage(spec, spec.build(context), spec.name if name_counts[spec.name] == 1 else f"{spec.name}#{spec.index}")
+        PlannedStage(
+            spec,
+            spec.build(context),
+            spec.name if name_counts[spec.name] == 1 else f"{spec.name}#{spec.index}",
+        )
         for spec in manifest.stages
     ]
 

@@ -36,5 +36,7 @@ def connect(output_dir: str | Path) -> duckdb.DuckDBPyConnection:
         files = _files(layout, kind)
         if not files:
             raise PipelineError(f"{layout.root}/{kind} holds no committed Parquet files")
-        con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({_sql_list(files)}, union_by_name = true)")
+        con.execute(
+            f"CREATE VIEW {view} AS SELECT * FROM read_parquet({_sql_list(files)}, union_by_name = true)"
+        )
     return con

@@ -40,7 +40,9 @@ def print_summary(summary: RunSummary, console: Console) -> None:
         f"output: {summary.output_dir}"
     )
     out = shlex.quote(str(summary.output_dir))
-    console.print(f"Try: pipeline query {out} \"SELECT stage, reason, count(*) AS n FROM rejects GROUP BY ALL ORDER BY n DESC\"")
+    console.print(
+        f'Try: pipeline query {out} "SELECT stage, reason, count(*) AS n FROM rejects GROUP BY ALL ORDER BY n DESC"'
+    )
 
 
 def _cell(value: Any) -> Any:

@@ -7,7 +7,7 @@ are unit-tested directly. A rejected row keeps its id, source pointer and reason
 from __future__ import annotations
 
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -46,13 +46,16 @@ def run_manifest(
     run_id = time.strftime("%Y%m%dT%H%M%S")
     layout.prepare(run_id, overwrite)
     ray_settings = plan.manifest.ray
-    init_ray(address or ray_settings.address, ray_settings.num_cpus)
+    cluster = init_ray(address or ray_settings.address, ray_settings.num_cpus)
     ray_ready = time.perf_counter()
 
     result = execute(plan, layout, run_id)
     records = result.records
     files = [r for r in records if r["kind"] in ("data", "rejects")]
-    for kind, directory, schema in (("data", layout.data_dir, plan.schema), ("rejects", layout.rejects_dir, REJECT_SCHEMA)):
+    for kind, directory, schema in (
+        ("data", layout.data_dir, plan.schema),
+        ("rejects", layout.rejects_dir, REJECT_SCHEMA),
+    ):
         if not any(r["kind"] == kind for r in files):
             files.append(empty_file(schema, layout, run_id, directory))
     failed = _failed_shards(records, result)
@@ -75,6 +78,7 @@ def run_manifest(
         "rejected": rejected,
         "funnel": [f.as_dict() for f in funnel],
         "failed_shards": failed,
+        "ray": cluster,
         "timings": {
             "total_seconds": round(seconds, 3),
             "ray_start_seconds": round(ray_ready - started, 3),

@@ -61,8 +61,15 @@ def rejects_view(table: pa.Table) -> pa.Table:
         "score": REJECT_SCORE,
         "duplicate_of": DUPLICATE_OF,
     }
-    columns = {f.name: table[renamed.get(f.name, f.name)] for f in REJECT_SCHEMA if renamed.get(f.name, f.name) in table.column_names}
-    return conform(pa.table(columns) if columns else pa.table({"id": pa.nulls(table.num_rows, pa.string())}), REJECT_SCHEMA)
+    columns = {
+        f.name: table[renamed.get(f.name, f.name)]
+        for f in REJECT_SCHEMA
+        if renamed.get(f.name, f.name) in table.column_names
+    }
+    return conform(
+        pa.table(columns) if columns else pa.table({"id": pa.nulls(table.num_rows, pa.string())}),
+        REJECT_SCHEMA,
+    )
 
 
 def _reject_counts(rejects: pa.Table) -> str:
@@ -84,7 +91,9 @@ def write_block(table: pa.Table, schema: pa.Schema, layout: OutputLayout, run_id
         rows = table.filter(pc.equal(table[SHARD], shard)).sort_by(ORDINAL)
         markers = rows.filter(pc.equal(rows[ORDINAL], SHARD_MARKER_ORDINAL))
         for marker in markers.to_pylist():
-            records.append(_record("failed_shard", shard, stage=marker[REJECT_STAGE], detail=marker[REJECT_DETAIL]))
+            records.append(
+                _record("failed_shard", shard, stage=marker[REJECT_STAGE], detail=marker[REJECT_DETAIL])
+            )
         rows = rows.filter(pc.not_equal(rows[ORDINAL], SHARD_MARKER_ORDINAL))
         if rows.num_rows == 0:
             continue
@@ -97,11 +106,17 @@ def write_block(table: pa.Table, schema: pa.Schema, layout: OutputLayout, run_id
             records.append(_record("data", shard, path=f"data/{name}", **info))
         if rejected.num_rows:
             info = commit_parquet(rejects_view(rejected), staging, layout.rejects_dir / name)
-            records.append(_record("rejects", shard, path=f"rejects/{name}", reject_counts=_reject_counts(rejected), **info))
+            records.append(
+                _record(
+                    "rejects", shard, path=f"rejects/{name}", reject_counts=_reject_counts(rejected), **info
+                )
+            )
             failed = rejected.filter(pc.fill_null(rejected[FAILED], False))
             if failed.num_rows:
                 first = failed.slice(0, 1).to_pylist()[0]
-                records.append(_record("failed_shard", shard, stage=first[REJECT_STAGE], detail=first[REJECT_DETAIL]))
+                records.append(
+                    _record("failed_shard", shard, stage=first[REJECT_STAGE], detail=first[REJECT_DETAIL])
+                )
     return pa.Table.from_pylist(records, schema=RECORD_SCHEMA)
 
 

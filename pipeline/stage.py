@@ -6,10 +6,11 @@ executor adds routing of rejected rows, retries and distribution.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterator
+from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
@@ -128,7 +129,7 @@ class GlobalStage(Stage):
     def prepare(self, table: pa.Table) -> pa.Table:
         return table
 
-    def summarize(self, dataset: "ray.data.Dataset") -> pa.Table:
+    def summarize(self, dataset: ray.data.Dataset) -> pa.Table:
         raise NotImplementedError
 
     def apply(self, table: pa.Table, summary: pa.Table) -> pa.Table:

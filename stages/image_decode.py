@@ -84,7 +84,11 @@ def decode_image(
         try:
             image.load()
         except Exception as exc:  # noqa: BLE001 - truncated data surfaces only here
-            code = "truncated" if "truncated" in str(exc).lower() or isinstance(exc, EOFError) else "decode_failed"
+            code = (
+                "truncated"
+                if "truncated" in str(exc).lower() or isinstance(exc, EOFError)
+                else "decode_failed"
+            )
             raise DecodeError(code, f"{type(exc).__name__}: {exc}") from None
         fmt, mode = image.format, image.mode
         if not _needs_normalising(image):

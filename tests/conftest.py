@@ -34,7 +34,7 @@ def run_cli(ray_session, capsys):
     return run
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real test data not found at {REALDATA} (see shared/realdata/SOURCES.md)")

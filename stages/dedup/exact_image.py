@@ -34,17 +34,26 @@ class ExactImageDedup(GlobalStage):
     produces = (Column(HASH, pa.string()), Column("dup_cluster", pa.string()))
 
     def prepare(self, table: pa.Table) -> pa.Table:
-        hashes = [hashlib.sha256(media[0]["bytes"]).hexdigest() if media else None for media in table["images"].to_pylist()]
+        hashes = [
+            hashlib.sha256(media[0]["bytes"]).hexdigest() if media else None
+            for media in table["images"].to_pylist()
+        ]
         return set_column(table, HASH, pa.array(hashes, pa.string()))
 
     def summarize(self, dataset) -> pa.Table:
         from ray.data.aggregate import Count, Min
 
-        grouped = dataset.select_columns([HASH, "id"]).groupby(HASH, num_partitions=self.params.num_partitions)
+        grouped = dataset.select_columns([HASH, "id"]).groupby(
+            HASH, num_partitions=self.params.num_partitions
+        )
         counted = grouped.aggregate(Count(), Min("id"))
-        parts = counted.map_batches(lambda t: t.filter(pc.greater(t["count()"], 1)), batch_format="pyarrow").take_all()
+        parts = counted.map_batches(
+            lambda t: t.filter(pc.greater(t["count()"], 1)), batch_format="pyarrow"
+        ).take_all()
         rows = [{HASH: r[HASH], "keeper": r["min(id)"], "count": r["count()"]} for r in parts]
-        return pa.Table.from_pylist(rows, schema=pa.schema([(HASH, pa.string()), ("keeper", pa.string()), ("count", pa.int64())]))
+        return pa.Table.from_pylist(
+            rows, schema=pa.schema([(HASH, pa.string()), ("keeper", pa.string()), ("count", pa.int64())])
+        )
 
     def apply(self, table: pa.Table, summary: pa.Table) -> pa.Table:
         position = pc.index_in(table[HASH], value_set=summary[HASH])
@@ -52,4 +61,6 @@ class ExactImageDedup(GlobalStage):
         table = set_column(table, "dup_cluster", keeper, pa.string())
         loser = pc.and_(pc.is_valid(keeper), pc.not_equal(keeper, table["id"]))
         table = reject_where(table, loser, REASON, pc.binary_join_element_wise("same sha256 as", keeper, " "))
-        return set_column(table, DUPLICATE_OF, pc.if_else(loser, keeper, pa.nulls(table.num_rows, pa.string())), pa.string())
+        return set_column(
+            table, DUPLICATE_OF, pc.if_else(loser, keeper, pa.nulls(table.num_rows, pa.string())), pa.string()
+        )

@@ -20,7 +20,7 @@ class AspectRatioParams(Params):
     max_aspect_ratio: float = Field(3.0, gt=0, description="highest width/height kept")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "AspectRatioParams":
+    def _ordered(self) -> AspectRatioParams:
         if self.min_aspect_ratio > self.max_aspect_ratio:
             raise ValueError("min_aspect_ratio must not exceed max_aspect_ratio")
         return self
@@ -37,7 +37,9 @@ class AspectRatioFilter(Stage):
     def process(self, table: pa.Table) -> pa.Table:
         ratio = pc.divide(pc.cast(table["width"], pa.float64()), pc.cast(table["height"], pa.float64()))
         table = set_column(table, "aspect_ratio", ratio, pa.float32())
-        outside = pc.or_(pc.less(ratio, self.params.min_aspect_ratio), pc.greater(ratio, self.params.max_aspect_ratio))
+        outside = pc.or_(
+            pc.less(ratio, self.params.min_aspect_ratio), pc.greater(ratio, self.params.max_aspect_ratio)
+        )
         detail = pc.binary_join_element_wise(
             pc.cast(pc.round(ratio, 3), pa.string()),
             f"outside [{self.params.min_aspect_ratio:.3f}, {self.params.max_aspect_ratio:.3f}]",

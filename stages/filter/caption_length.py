@@ -37,7 +37,11 @@ class CaptionLengthFilter(Stage):
         table = set_column(table, "caption_chars", chars, pa.int32())
         table = set_column(table, "caption_words", words, pa.int32())
         table = reject_where(table, pc.fill_null(pc.equal(chars, 0), True), "empty_caption")
-        describe = pc.binary_join_element_wise(pc.cast(words, pa.string()), "words,", pc.cast(chars, pa.string()), "chars", " ")
+        describe = pc.binary_join_element_wise(
+            pc.cast(words, pa.string()), "words,", pc.cast(chars, pa.string()), "chars", " "
+        )
         too_short = pc.or_(pc.less(words, p.min_words), pc.less(chars, p.min_chars))
         table = reject_where(table, too_short, "caption_too_short", describe, pc.cast(chars, pa.float64()))
-        return reject_where(table, pc.greater(chars, p.max_chars), "caption_too_long", describe, pc.cast(chars, pa.float64()))
+        return reject_where(
+            table, pc.greater(chars, p.max_chars), "caption_too_long", describe, pc.cast(chars, pa.float64())
+        )

@@ -8,7 +8,9 @@ import pyarrow.compute as pc
 from pipeline.schema import REJECT_DETAIL, REJECT_REASON, REJECT_SCORE
 
 
-def set_column(table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray, typ: pa.DataType | None = None) -> pa.Table:
+def set_column(
+    table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray, typ: pa.DataType | None = None
+) -> pa.Table:
     """Add or replace `name`."""
     values = values.cast(typ) if typ is not None else values
     if name in table.column_names:
@@ -24,7 +26,9 @@ def reject_where(
     score: pa.Array | pa.ChunkedArray | None = None,
 ) -> pa.Table:
     """Reject rows where `mask` is true and no earlier rule of this stage rejected them."""
-    current = table[REJECT_REASON] if REJECT_REASON in table.column_names else pa.nulls(table.num_rows, pa.string())
+    current = (
+        table[REJECT_REASON] if REJECT_REASON in table.column_names else pa.nulls(table.num_rows, pa.string())
+    )
     fresh = pc.and_(pc.fill_null(mask, False), pc.is_null(current))
     table = set_column(table, REJECT_REASON, pc.if_else(fresh, reason, current), pa.string())
     for name, values, typ in ((REJECT_DETAIL, detail, pa.string()), (REJECT_SCORE, score, pa.float64())):

@@ -18,7 +18,9 @@ from stages.image_decode import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, DecodeError
 
 class DecodeParams(Params):
     formats: list[str] = Field(list(DEFAULT_FORMATS), description="Pillow format names allowed")
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="width*height above this is a decompression bomb")
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, description="width*height above this is a decompression bomb"
+    )
 
 
 @register
@@ -37,8 +39,16 @@ class DecodeFilter(Stage):
     def process(self, table: pa.Table) -> pa.Table:
         formats = tuple(self.params.formats)
         images = table["images"].to_pylist()
-        reasons = table[REJECT_REASON].to_pylist() if REJECT_REASON in table.column_names else [None] * table.num_rows
-        details = table[REJECT_DETAIL].to_pylist() if REJECT_DETAIL in table.column_names else [None] * table.num_rows
+        reasons = (
+            table[REJECT_REASON].to_pylist()
+            if REJECT_REASON in table.column_names
+            else [None] * table.num_rows
+        )
+        details = (
+            table[REJECT_DETAIL].to_pylist()
+            if REJECT_DETAIL in table.column_names
+            else [None] * table.num_rows
+        )
         width, height, fmt, mode = [], [], [], []
         for i, media in enumerate(images):
             data = media[0]["bytes"] if media else None

@@ -29,7 +29,9 @@ class ImageSizeFilter(Stage):
     def process(self, table: pa.Table) -> pa.Table:
         short = pc.min_element_wise(table["width"], table["height"])
         long = pc.max_element_wise(table["width"], table["height"])
-        sizes = pc.binary_join_element_wise(pc.cast(table["width"], pa.string()), pc.cast(table["height"], pa.string()), "x")
+        sizes = pc.binary_join_element_wise(
+            pc.cast(table["width"], pa.string()), pc.cast(table["height"], pa.string()), "x"
+        )
         table = reject_where(
             table,
             pc.less(short, self.params.min_side),

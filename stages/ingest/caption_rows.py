@@ -30,8 +30,12 @@ CAPTION_ROW_COLUMNS = (
 
 
 class FileSourceParams(Params):
-    path: str | list[str] = Field(description="a file, a directory (searched recursively) or a glob; or a list")
-    source: str | None = Field(None, description="label stored in `source`; defaults to the stage's short name")
+    path: str | list[str] = Field(
+        description="a file, a directory (searched recursively) or a glob; or a list"
+    )
+    source: str | None = Field(
+        None, description="label stored in `source`; defaults to the stage's short name"
+    )
     batch_rows: int = Field(256, ge=1, description="rows per batch handed to the next stage")
 
 
@@ -101,11 +105,15 @@ class FileSource(SourceStage):
         """Rows in the shared schema; the caption becomes the assistant turn of `messages`."""
         label = self.label
         messages = [
-            None if s.caption is None else [{"role": "user", "content": "<image>"}, {"role": "assistant", "content": s.caption}]
+            None
+            if s.caption is None
+            else [{"role": "user", "content": "<image>"}, {"role": "assistant", "content": s.caption}]
             for s in samples
         ]
         images = [
-            None if s.image_bytes is None and s.image_path is None else [{"bytes": s.image_bytes, "path": s.image_path}]
+            None
+            if s.image_bytes is None and s.image_path is None
+            else [{"bytes": s.image_bytes, "path": s.image_path}]
             for s in samples
         ]
         return pa.table(

@@ -7,8 +7,8 @@ stops the shard.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 from pydantic import Field
@@ -23,7 +23,9 @@ class JsonlSourceParams(FileSourceParams):
     caption_field: str = Field("text", description="caption text")
     key_field: str | None = Field(None, description="unique key per line; default: the line number")
     url_field: str | None = Field(None, description="optional source URL field")
-    image_root: str | None = Field(None, description="directory image paths are relative to; default: the file's")
+    image_root: str | None = Field(
+        None, description="directory image paths are relative to; default: the file's"
+    )
 
 
 def _parse_line(raw: bytes, number: int, params: JsonlSourceParams, root: Path) -> Sample:

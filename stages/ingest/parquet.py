@@ -6,8 +6,8 @@ which the run lists with its cause while the other shards complete.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,7 +21,9 @@ from stages.ingest.caption_rows import FileSource, FileSourceParams, Sample, dec
 class ParquetSourceParams(FileSourceParams):
     image_column: str = Field("image", description="binary bytes, a path string, or struct<bytes, path>")
     caption_column: str = Field("caption", description="string (or binary UTF-8) caption")
-    key_column: str | None = Field(None, description="unique key per row; default: the row number in the file")
+    key_column: str | None = Field(
+        None, description="unique key per row; default: the row number in the file"
+    )
     url_column: str | None = Field(None, description="optional source URL column")
 
 
@@ -54,7 +56,9 @@ class ParquetSource(FileSource):
         p = self.params
         parquet = pq.ParquetFile(shard.uri)
         names = parquet.schema_arrow.names
-        missing = [c for c in (p.image_column, p.caption_column, p.key_column, p.url_column) if c and c not in names]
+        missing = [
+            c for c in (p.image_column, p.caption_column, p.key_column, p.url_column) if c and c not in names
+        ]
         if missing:
             raise ValueError(f"{shard.uri}: missing column(s) {missing}; the file has {names}")
         columns = [c for c in (p.image_column, p.caption_column, p.key_column, p.url_column) if c]

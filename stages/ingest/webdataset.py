@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import posixpath
 import tarfile
-from typing import Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -68,7 +68,11 @@ def iter_tar_samples(path: str) -> Iterator[Sample]:
                 continue
             if _unsafe(member.name) or not member.isfile():
                 kind = "unsafe_member_name" if _unsafe(member.name) else "unsafe_member_type"
-                yield Sample(key=member.name, reject_reason=f"error:{kind}", reject_detail=f"tar member {member.name!r}")
+                yield Sample(
+                    key=member.name,
+                    reject_reason=f"error:{kind}",
+                    reject_detail=f"tar member {member.name!r}",
+                )
                 continue
             member_key, ext = _split(member.name)
             if member_key != key:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -55,7 +56,7 @@ def test_every_stage_conserves_rows(demo_run):
         assert stage["rejected"] == sum(stage["reasons"].values())
     steps = funnel[3:]  # after the three sources
     assert steps[0]["rows_in"] == sum(s["kept"] for s in funnel[:3])
-    for before, after in zip(steps, steps[1:]):
+    for before, after in itertools.pairwise(steps):
         assert after["rows_in"] == before["kept"]
     assert all(s["rejected"] > 0 for s in steps), "every demo stage must show visible work"
 
@@ -67,13 +68,25 @@ def test_output_is_queryable_and_consistent(demo_run):
     rejected = con.execute("SELECT count(*) FROM rejects").fetchone()[0]
     assert kept == distinct and kept + rejected == INPUT_ROWS
     assert con.execute("SELECT count(*) FROM samples s JOIN rejects r USING (id)").fetchone()[0] == 0
-    assert con.execute("SELECT count(*) FROM rejects WHERE stage IS NULL OR reason IS NULL").fetchone()[0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM rejects WHERE stage IS NULL OR reason IS NULL").fetchone()[0] == 0
+    )
     dangling = con.execute(
         "SELECT count(*) FROM rejects WHERE reason = 'duplicate:exact_image' AND duplicate_of NOT IN (SELECT id FROM samples)"
     ).fetchone()[0]
     assert dangling == 0
-    assert con.execute("SELECT min(width), min(least(aspect_ratio, 1 / aspect_ratio)) FROM samples").fetchone()[0] >= 64
-    assert con.execute("SELECT count(*) FROM samples WHERE len(images) != 1 OR images[1].bytes IS NULL").fetchone()[0] == 0
+    assert (
+        con.execute("SELECT min(width), min(least(aspect_ratio, 1 / aspect_ratio)) FROM samples").fetchone()[
+            0
+        ]
+        >= 64
+    )
+    assert (
+        con.execute(
+            "SELECT count(*) FROM samples WHERE len(images) != 1 OR images[1].bytes IS NULL"
+        ).fetchone()[0]
+        == 0
+    )
     by_reason = dict(con.execute("SELECT reason, count(*) FROM rejects GROUP BY reason").fetchall())
     assert by_reason == dict(expected)
     assert verify_success(root / "demo_out") == []
@@ -81,7 +94,13 @@ def test_output_is_queryable_and_consistent(demo_run):
 
 def test_query_cli_formats(demo_run, run_cli):
     root, _, _ = demo_run
-    code, out, _ = run_cli("query", root / "demo_out", "SELECT reason, count(*) AS n FROM rejects GROUP BY 1 ORDER BY 1", "--format", "json")
+    code, out, _ = run_cli(
+        "query",
+        root / "demo_out",
+        "SELECT reason, count(*) AS n FROM rejects GROUP BY 1 ORDER BY 1",
+        "--format",
+        "json",
+    )
     assert code == 0 and {"reason": "empty_caption", "n": 12} in json.loads(out)
     code, out, _ = run_cli("query", root / "demo_out", "SELECT count(*) AS n FROM samples", "--format", "csv")
     assert out.splitlines()[0] == "n" and int(out.splitlines()[1]) > 0

@@ -15,11 +15,16 @@ from pipeline.errors import OutputExistsError
 def test_commit_leaves_no_staging_file_and_records_hash(tmp_path):
     layout = OutputLayout(tmp_path / "out")
     layout.prepare("run1", overwrite=False)
-    info = commit_parquet(pa.table({"id": ["a", "b"]}), layout.staging_dir("run1"), layout.data_dir / "part-x.parquet")
+    info = commit_parquet(
+        pa.table({"id": ["a", "b"]}), layout.staging_dir("run1"), layout.data_dir / "part-x.parquet"
+    )
     assert info["rows"] == 2 and len(info["sha256"]) == 64
     assert list(layout.staging_dir("run1").iterdir()) == []
     assert pq.read_table(layout.data_dir / "part-x.parquet")["id"].to_pylist() == ["a", "b"]
-    assert pq.ParquetFile(layout.data_dir / "part-x.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
+    assert (
+        pq.ParquetFile(layout.data_dir / "part-x.parquet").metadata.row_group(0).column(0).compression
+        == "ZSTD"
+    )
 
 
 def test_complete_output_is_not_overwritten_without_flag(tmp_path):
@@ -43,7 +48,9 @@ def test_foreign_files_are_never_deleted(tmp_path):
 def test_verify_detects_tampering(tmp_path):
     layout = OutputLayout(tmp_path / "out")
     layout.prepare("run", overwrite=False)
-    info = commit_parquet(pa.table({"id": ["a"]}), layout.staging_dir("run"), layout.data_dir / "part-a.parquet")
+    info = commit_parquet(
+        pa.table({"id": ["a"]}), layout.staging_dir("run"), layout.data_dir / "part-a.parquet"
+    )
     write_json_atomic(layout.success_path, {"files": [{"path": "data/part-a.parquet", **info}]})
     assert verify_success(layout.root) == []
     pq.write_table(pa.table({"id": ["b"]}), layout.data_dir / "part-a.parquet")

@@ -61,12 +61,16 @@ def test_wrong_value_is_named(tmp_path):
 
 
 def test_min_above_max_is_an_error(tmp_path):
-    problems = _problems(tmp_path, GOOD.replace("max_aspect_ratio: 2.5", "max_aspect_ratio: 2.5\n    min_aspect_ratio: 3.0"))
+    problems = _problems(
+        tmp_path, GOOD.replace("max_aspect_ratio: 2.5", "max_aspect_ratio: 2.5\n    min_aspect_ratio: 3.0")
+    )
     assert problems[0].startswith("stages[2]:") and "min_aspect_ratio must not exceed" in problems[0]
 
 
 def test_duplicate_keys_are_an_error(tmp_path):
-    problems = _problems(tmp_path, GOOD.replace("max_aspect_ratio: 2.5", "max_aspect_ratio: 2.5\n    max_aspect_ratio: 4.0"))
+    problems = _problems(
+        tmp_path, GOOD.replace("max_aspect_ratio: 2.5", "max_aspect_ratio: 2.5\n    max_aspect_ratio: 4.0")
+    )
     assert "duplicate key 'max_aspect_ratio'" in problems[0]
 
 
@@ -86,11 +90,21 @@ def test_unknown_top_level_key(tmp_path):
 
 
 def test_every_problem_reported_at_once(tmp_path):
-    text = GOOD.replace("max_aspect_ratio: 2.5", "max_aspect_ratio: 2.5\n    bogus: 1").replace("name: t", "seed: x")
+    text = GOOD.replace("max_aspect_ratio: 2.5", "max_aspect_ratio: 2.5\n    bogus: 1").replace(
+        "name: t", "seed: x"
+    )
     problems = _problems(tmp_path, text)
     assert len(problems) == 1 and problems[0].startswith("seed:")  # top-level errors stop before stage checks
-    problems = _problems(tmp_path, GOOD.replace("max_aspect_ratio: 2.5", "bogus: 1").replace("- stage: filter.decode", "- stage: filter.decode\n    wrong: 2"))
-    assert sorted(problems) == ["stages[1].wrong: unknown key (got 2)", "stages[2].bogus: unknown key (got 1)"]
+    problems = _problems(
+        tmp_path,
+        GOOD.replace("max_aspect_ratio: 2.5", "bogus: 1").replace(
+            "- stage: filter.decode", "- stage: filter.decode\n    wrong: 2"
+        ),
+    )
+    assert sorted(problems) == [
+        "stages[1].wrong: unknown key (got 2)",
+        "stages[2].bogus: unknown key (got 1)",
+    ]
 
 
 def test_validate_cli_exits_2_and_writes_nothing(tmp_path, capsys):

@@ -53,7 +53,10 @@ def test_output_that_is_a_file_is_refused(tmp_path):
 
 
 def test_plan_lists_contracts_and_output_schema(tmp_path, capsys):
-    path = _manifest(tmp_path, "  - stage: ingest.jsonl\n    path: inputs\n  - stage: filter.decode\n  - stage: filter.decode\n")
+    path = _manifest(
+        tmp_path,
+        "  - stage: ingest.jsonl\n    path: inputs\n  - stage: filter.decode\n  - stage: filter.decode\n",
+    )
     assert main(["plan", str(path), "--format", "json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert [s["stage"] for s in plan["stages"]] == ["ingest.jsonl", "filter.decode#1", "filter.decode#2"]

@@ -23,7 +23,11 @@ def _table(n: int = 4) -> pa.Table:
 
 def _reject_odd(table: pa.Table) -> pa.Table:
     odd = pc.equal(pc.bit_wise_and(table["value"], 1), 1)
-    return table.set_column(table.column_names.index(REJECT_REASON), REJECT_REASON, pc.if_else(odd, "odd", pa.nulls(table.num_rows, pa.string())))
+    return table.set_column(
+        table.column_names.index(REJECT_REASON),
+        REJECT_REASON,
+        pc.if_else(odd, "odd", pa.nulls(table.num_rows, pa.string())),
+    )
 
 
 def test_rejected_rows_are_stamped_and_lose_media():

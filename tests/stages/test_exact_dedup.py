@@ -14,7 +14,12 @@ from stages.dedup.exact_image import HASH, ExactImageDedup, ExactImageParams
 def test_prepare_then_apply_keeps_smallest_id():
     blobs = {"b": b"same", "a": b"same", "c": b"other", "d": b"same"}
     table = with_routing(
-        pa.table({"id": list(blobs), "images": pa.array([[{"bytes": v, "path": None}] for v in blobs.values()], pa.list_(MEDIA))})
+        pa.table(
+            {
+                "id": list(blobs),
+                "images": pa.array([[{"bytes": v, "path": None}] for v in blobs.values()], pa.list_(MEDIA)),
+            }
+        )
     )
     stage = ExactImageDedup(ExactImageParams())
     prepared = stage.prepare(table)
@@ -25,4 +30,8 @@ def test_prepare_then_apply_keeps_smallest_id():
     assert rows["a"][REJECT_REASON] is None and rows["a"]["dup_cluster"] == "a"
     assert rows["b"][REJECT_REASON] == "duplicate:exact_image" and rows["b"][DUPLICATE_OF] == "a"
     assert rows["d"][DUPLICATE_OF] == "a"
-    assert rows["c"][REJECT_REASON] is None and rows["c"]["dup_cluster"] is None and rows["c"][DUPLICATE_OF] is None
+    assert (
+        rows["c"][REJECT_REASON] is None
+        and rows["c"]["dup_cluster"] is None
+        and rows["c"][DUPLICATE_OF] is None
+    )

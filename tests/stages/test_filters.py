@@ -7,11 +7,11 @@ import pytest
 
 from pipeline.routing import run_on_active, with_routing
 from pipeline.schema import MEDIA, REJECT_REASON, REJECT_SCORE
-from stages.fixtures import images as fx
 from stages.filter.aspect_ratio import AspectRatioFilter, AspectRatioParams
 from stages.filter.caption_length import CaptionLengthFilter, CaptionLengthParams
 from stages.filter.decode import DecodeFilter, DecodeParams
 from stages.filter.image_size import ImageSizeFilter, ImageSizeParams
+from stages.fixtures import images as fx
 
 
 def _sizes(pairs: list[tuple[int, int]]) -> pa.Table:
@@ -29,7 +29,13 @@ def _sizes(pairs: list[tuple[int, int]]) -> pa.Table:
 def test_aspect_ratio_bounds_are_inclusive_and_scored():
     stage = AspectRatioFilter(AspectRatioParams(min_aspect_ratio=0.5, max_aspect_ratio=3.0))
     out = stage.process(_sizes([(300, 100), (301, 100), (100, 200), (100, 201), (456, 123)]))
-    assert out[REJECT_REASON].to_pylist() == [None, "aspect_ratio_out_of_range", None, "aspect_ratio_out_of_range", "aspect_ratio_out_of_range"]
+    assert out[REJECT_REASON].to_pylist() == [
+        None,
+        "aspect_ratio_out_of_range",
+        None,
+        "aspect_ratio_out_of_range",
+        "aspect_ratio_out_of_range",
+    ]
     assert out["aspect_ratio"].to_pylist()[0] == pytest.approx(3.0)
     assert out[REJECT_SCORE].to_pylist()[4] == pytest.approx(456 / 123)
     assert out["reject_detail"][4].as_py() == "3.707 outside [0.500, 3.000]"
@@ -48,7 +54,9 @@ def test_image_size_default_follows_datacomp():
 
 def test_caption_length_rules():
     captions = ["a red circle", "", "   \n\t", None, "cat", "two words", "word " * 1000, "ab cd e"]
-    table = with_routing(pa.table({"id": [str(i) for i in range(len(captions))], "caption": pa.array(captions, pa.string())}))
+    table = with_routing(
+        pa.table({"id": [str(i) for i in range(len(captions))], "caption": pa.array(captions, pa.string())})
+    )
     out = CaptionLengthFilter(CaptionLengthParams()).process(table)
     assert out[REJECT_REASON].to_pylist() == [
         None,

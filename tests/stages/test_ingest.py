@@ -78,7 +78,9 @@ def test_parquet_bytes_paths_and_structs(tmp_path):
 
     struct = pa.table(
         {
-            "img": pa.array([{"bytes": jpeg, "path": "x.jpg"}], pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            "img": pa.array(
+                [{"bytes": jpeg, "path": "x.jpg"}], pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+            ),
             "text": ["a b c"],
             "k": ["key-1"],
         }
@@ -91,7 +93,9 @@ def test_parquet_bytes_paths_and_structs(tmp_path):
 
 def test_parquet_missing_column_and_truncated_file_fail_the_shard(tmp_path):
     write_caption_parquet(tmp_path / "a.parquet", [b"x"], ["a b c"])
-    stage = ParquetSource(ParquetSourceParams(path="a.parquet", caption_column="text"), StageContext(base_dir=tmp_path))
+    stage = ParquetSource(
+        ParquetSourceParams(path="a.parquet", caption_column="text"), StageContext(base_dir=tmp_path)
+    )
     with pytest.raises(ValueError, match="missing column"):
         _read_all(stage)
     data = (tmp_path / "a.parquet").read_bytes()
@@ -104,12 +108,22 @@ def test_parquet_missing_column_and_truncated_file_fail_the_shard(tmp_path):
 def test_jsonl_lines_become_rows_or_rejects(tmp_path):
     jpeg = fx.encode(fx.scene(1).image, "JPEG")
     (tmp_path / "img.jpg").write_bytes(jpeg)
-    write_jsonl(tmp_path / "a.jsonl", [{"image": "img.jpg", "text": "a b c"}, {"images": ["img.jpg"], "text": "x"}])
+    write_jsonl(
+        tmp_path / "a.jsonl", [{"image": "img.jpg", "text": "a b c"}, {"images": ["img.jpg"], "text": "x"}]
+    )
     with open(tmp_path / "a.jsonl", "ab") as handle:
         handle.write(b"{not json}\n" + b'{"image": "img.jpg", "text": "\xff\xfe"}\n' + b"[1, 2]\n")
     stage = JsonlSource(JsonlSourceParams(path="a.jsonl"), StageContext(base_dir=tmp_path))
     rows = [r for r in _read_all(stage).to_pylist()]
-    assert [r[REJECT_REASON] for r in rows] == [None, "missing_image", "error:invalid_json", "error:line_not_utf8", "error:invalid_json"]
+    assert [r[REJECT_REASON] for r in rows] == [
+        None,
+        "missing_image",
+        "error:invalid_json",
+        "error:line_not_utf8",
+        "error:invalid_json",
+    ]
     assert rows[0]["images"][0]["bytes"] == jpeg and rows[0]["caption"] == "a b c"
-    stage = JsonlSource(JsonlSourceParams(path="a.jsonl", image_field="images"), StageContext(base_dir=tmp_path))
+    stage = JsonlSource(
+        JsonlSourceParams(path="a.jsonl", image_field="images"), StageContext(base_dir=tmp_path)
+    )
     assert _read_all(stage).to_pylist()[1]["images"][0]["path"] == "img.jpg"
