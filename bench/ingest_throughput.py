@@ -40,6 +40,7 @@ from stages.fixtures.shards import pair_members, write_tar
 REPO = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT, QUALITY = 640, 480, 85
 TARGET_RATIO = 0.70
+BUSY_WARNING = 0.15  # CPU share used by other processes, just before a run, that makes it suspect
 CHUNK = 50  # images per baseline task: small enough to balance, large enough that IPC is noise
 
 _IMAGES: list[bytes] = []  # the baseline corpus, set in the parent before the pool forks
@@ -166,6 +167,20 @@ def run_pipeline(manifest: Path, output: Path, images: int) -> dict[str, float]:
 # ---------------------------------------------------------------- report
 
 
+def busy_fraction(seconds: float = 1.0) -> float:
+    """Share of all CPUs busy over `seconds` while this benchmark is idle: others' load skews both sides."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return round((busy1 - busy0) / max(1, total1 - total0), 3)
+
+
 def machine() -> dict[str, object]:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     model = next(
@@ -192,6 +207,7 @@ def summarize(runs: list[dict], images: int) -> dict[str, float]:
         summary[f"pipeline_{measure}_images_per_s"] = round(rate, 1)
         summary[f"ratio_{measure}"] = round(rate / baseline, 3)
     summary["ray_start_seconds_mean"] = round(statistics.mean(r["ray_start_seconds"] for r in pipeline), 3)
+    summary["max_busy_before"] = max(r["busy_before"] for r in runs)
     return summary
 
 
@@ -218,21 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     for round_ in range(args.rounds):
         order = ("baseline", "pipeline") if round_ % 2 == 0 else ("pipeline", "baseline")
         for kind in order:
+            run: dict = {"kind": kind, "round": round_, "busy_before": busy_fraction()}
+            if run["busy_before"] > BUSY_WARNING:
+                print(f"warning: CPUs {run['busy_before']:.0%} busy before this run: figures are skewed")
             if kind == "baseline":
-                run = {
-                    "kind": kind,
-                    "round": round_,
-                    "seconds": round(run_baseline(images, args.processes), 3),
-                }
+                run["seconds"] = round(run_baseline(images, args.processes), 3)
                 print(
                     f"round {round_} baseline: {run['seconds']:.2f}s, {args.images / run['seconds']:.0f} images/s"
                 )
             else:
-                run = {
-                    "kind": kind,
-                    "round": round_,
-                    **run_pipeline(manifest, workdir / "pipeline_out", args.images),
-                }
+                run.update(run_pipeline(manifest, workdir / "pipeline_out", args.images))
                 print(
                     f"round {round_} pipeline: execute {run['execute_seconds']:.2f}s, total {run['total_seconds']:.2f}s "
                     f"(Ray start {run['ray_start_seconds']:.2f}s), wall {run['wall_seconds']:.2f}s"
@@ -257,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
         print(f"{label:<44}{summary[f'pipeline_{measure}_images_per_s']:>10.0f}{ratio:>8.2f}  {verdict}")
 
+    if summary["max_busy_before"] > BUSY_WARNING:
+        print(
+            f"warning: other processes used up to {summary['max_busy_before']:.0%} of the CPUs: rerun when idle"
+        )
     result = {
         "command": " ".join(
             [".venv/bin/python -m bench.ingest_throughput", *(argv if argv is not None else sys.argv[1:])]

@@ -53,7 +53,9 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from pipeline.report import print_summary
     from pipeline.run import run_manifest
 
-    summary = run_manifest(args.manifest, output=args.output, address=args.address, overwrite=args.overwrite)
+    summary = run_manifest(
+        args.manifest, output=args.output, address=args.address, overwrite=args.overwrite, console=console
+    )
     print_summary(summary, console)
     return 0 if summary.complete else 1
 

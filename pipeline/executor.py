@@ -7,6 +7,7 @@ per operator, named after the stage.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 import uuid
@@ -17,7 +18,7 @@ import pyarrow as pa
 
 from pipeline.commit import OutputLayout
 from pipeline.planner import Plan, PlannedStage
-from pipeline.routing import active_mask, run_on_active, settle, with_routing
+from pipeline.routing import active_mask, count_active, run_on_active, settle, with_routing
 from pipeline.schema import FAILED, ORDINAL, REJECT_DETAIL, REJECT_REASON, REJECT_STAGE, SHARD, row_id
 from pipeline.sink import RECORD_SCHEMA, SHARD_MARKER_ORDINAL, write_block
 from pipeline.stage import GlobalStage, Shard, SourceStage, Stage
@@ -40,6 +41,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> dict:
     Returns where the run executes (the cluster's GCS address and its CPUs) for stats.json.
     """
     import ray
+    import ray.data
 
     if not ray.is_initialized():
         kwargs: dict = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": True}
@@ -47,6 +49,9 @@ def init_ray(address: str | None, num_cpus: int | None) -> dict:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ProgressReporter shows our stages; Ray's bars show fused operators
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     return {"address": ray.get_runtime_context().gcs_address, "cpus": ray.cluster_resources().get("CPU", 0)}
 
 
@@ -80,19 +85,42 @@ def _shard_marker(source: PlannedStage, shard: Shard, cause: str) -> pa.Table:
     )
 
 
-def read_shards(batch: pa.Table, sources: tuple[PlannedStage, ...]) -> Iterator[pa.Table]:
+def read_shards(batch: pa.Table, sources: tuple[PlannedStage, ...], counter=None) -> Iterator[pa.Table]:
     """Read the shards named in `batch`; a shard that raises yields what it read, then a failure marker."""
     for item in batch.to_pylist():
         source = sources[item["source"]]
         shard = Shard(item["shard_id"], item["uri"], item["relative"])
         count = 0
         try:
+            started = time.perf_counter()
             for table in source.stage.read_shard(shard):
                 if table.num_rows:
-                    yield _with_position(table, source, shard, count)
+                    positioned = _with_position(table, source, shard, count)
+                    if counter is not None:
+                        rejected = positioned.num_rows - count_active(positioned)
+                        counter.add.remote(
+                            source.label, positioned.num_rows, rejected, time.perf_counter() - started
+                        )
+                    yield positioned
                     count += table.num_rows
+                started = time.perf_counter()
         except Exception:  # noqa: BLE001 - one unreadable file must not stop the others
             yield _shard_marker(source, shard, traceback.format_exc())
+
+
+def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+    """Wrap a batch function so that it reports rows in, rows rejected and seconds to the progress actor."""
+
+    def run(batch: pa.Table) -> pa.Table:
+        started = time.perf_counter()
+        before = count_active(batch)
+        result = fn(batch)
+        after = count_active(result)
+        if counter is not None:
+            counter.add.remote(label, before, before - after, time.perf_counter() - started)
+        return result
+
+    return run
 
 
 _SETUP_DONE: set[int] = set()
@@ -108,15 +136,15 @@ def _ensure_setup(stage: Stage) -> None:
 class _ActorStage:
     """Holds one stage per Ray actor: `setup` (a model load) runs once in the constructor."""
 
-    def __init__(self, stage: Stage, label: str):
-        self.stage, self.label = stage, label
+    def __init__(self, stage: Stage, label: str, counter):
         stage.setup()
+        self.run = counted(counter, label, lambda batch: run_on_active(batch, label, stage.process))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return run_on_active(batch, self.label, self.stage.process)
+        return self.run(batch)
 
 
-def _map_stage(ds, planned: PlannedStage):
+def _map_stage(ds, planned: PlannedStage, counter):
     from ray.data import ActorPoolStrategy
 
     stage, label = planned.stage, planned.label
@@ -125,7 +153,7 @@ def _map_stage(ds, planned: PlannedStage):
         actor_cls = type(label, (_ActorStage,), {})
         return ds.map_batches(
             actor_cls,
-            fn_constructor_args=(stage, label),
+            fn_constructor_args=(stage, label, counter),
             compute=ActorPoolStrategy(size=resources.num_actors),
             batch_format="pyarrow",
             batch_size=None,
@@ -133,16 +161,15 @@ def _map_stage(ds, planned: PlannedStage):
             num_gpus=resources.gpus,
         )
 
-    def run(batch: pa.Table) -> pa.Table:
+    def process(batch: pa.Table) -> pa.Table:
         _ensure_setup(stage)
         return run_on_active(batch, label, stage.process)
 
-    return ds.map_batches(
-        _named(run, label), batch_format="pyarrow", batch_size=None, num_cpus=resources.cpus
-    )
+    run = _named(counted(counter, label, process), label)
+    return ds.map_batches(run, batch_format="pyarrow", batch_size=None, num_cpus=resources.cpus)
 
 
-def _global_stage(ds, planned: PlannedStage):
+def _global_stage(ds, planned: PlannedStage, counter):
     import ray
 
     stage: GlobalStage = planned.stage  # type: ignore[assignment]
@@ -164,10 +191,12 @@ def _global_stage(ds, planned: PlannedStage):
         resolved = ray.get(summary_ref)
         return run_on_active(batch, label, lambda active: stage.apply(active, resolved))
 
-    return ds.map_batches(_named(apply, f"{label}:apply"), batch_format="pyarrow", batch_size=None)
+    return ds.map_batches(
+        _named(counted(counter, label, apply), f"{label}:apply"), batch_format="pyarrow", batch_size=None
+    )
 
 
-def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None) -> RunOutput:
+def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None, counter=None) -> RunOutput:
     """Run every stage on Ray and commit the blocks; returns the ledger records of the committed files."""
     import ray.data
 
@@ -188,12 +217,17 @@ def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None) -> RunO
     sources = plan.sources
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(
-        _named(lambda batch: read_shards(batch, sources), "read:" + ",".join(s.label for s in sources)),
+        _named(
+            lambda batch: read_shards(batch, sources, counter), "read:" + ",".join(s.label for s in sources)
+        ),
         batch_format="pyarrow",
         batch_size=1,
     )
     for planned in plan.steps:
-        ds = _global_stage(ds, planned) if isinstance(planned.stage, GlobalStage) else _map_stage(ds, planned)
+        if isinstance(planned.stage, GlobalStage):
+            ds = _global_stage(ds, planned, counter)
+        else:
+            ds = _map_stage(ds, planned, counter)
 
     schema = plan.schema
 

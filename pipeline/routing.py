@@ -37,6 +37,14 @@ def active_mask(table: pa.Table) -> pa.ChunkedArray:
     return pc.is_null(table[REJECT_REASON])
 
 
+def count_active(table: pa.Table) -> int:
+    return (
+        table.num_rows - table[REJECT_REASON].null_count
+        if REJECT_REASON in table.column_names
+        else table.num_rows
+    )
+
+
 def split_active(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(rows still in play, rows rejected by an earlier stage)."""
     mask = active_mask(table)
@@ -90,8 +98,7 @@ def run_on_active(table: pa.Table, stage_name: str, fn: Callable[[pa.Table], pa.
     """Apply `fn` to the active rows; a batch that raises is retried, then recorded as failed."""
     table = with_routing(table)
     active, done = split_active(table)
-    if active.num_rows == 0:
-        return table
+    # Even with no active rows the stage runs (on zero rows) so every block gains the stage's columns.
     cause = ""
     for _ in range(1 + STAGE_RETRIES):
         try:

@@ -7,12 +7,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+
 from pipeline import __version__
 from pipeline.commit import OutputLayout, write_json_atomic
 from pipeline.executor import RunOutput, execute, init_ray
 from pipeline.funnel import StageFunnel, build_funnel
 from pipeline.manifest import load_manifest
 from pipeline.planner import Plan, build_plan
+from pipeline.progress import ProgressReporter
 from pipeline.schema import REJECT_SCHEMA, SCHEMA_VERSION
 from pipeline.sink import empty_file
 
@@ -38,6 +41,7 @@ def run_manifest(
     output: str | None = None,
     address: str | None = None,
     overwrite: bool = False,
+    console: Console | None = None,
 ) -> RunSummary:
     """Run a manifest end to end; raises ManifestError / OutputExistsError before any work starts."""
     started = time.perf_counter()
@@ -49,7 +53,9 @@ def run_manifest(
     cluster = init_ray(address or ray_settings.address, ray_settings.num_cpus)
     ray_ready = time.perf_counter()
 
-    result = execute(plan, layout, run_id)
+    with ProgressReporter(plan.labels, console) as progress:
+        result = execute(plan, layout, run_id, progress.counter)
+        busy_seconds = {label: round(total[2], 3) for label, total in progress.totals().items()}
     records = result.records
     files = [r for r in records if r["kind"] in ("data", "rejects")]
     for kind, directory, schema in (
@@ -64,7 +70,7 @@ def run_manifest(
         result.source_of_shard,
         [s.label for s in plan.sources],
         [s.label for s in plan.steps],
-        {},
+        busy_seconds,
     )
     kept = sum(r["rows"] for r in files if r["kind"] == "data")
     rejected = sum(r["rows"] for r in files if r["kind"] == "rejects")

@@ -72,3 +72,15 @@ def test_a_stage_that_drops_rows_is_a_failure_not_a_silent_loss():
     assert out.num_rows == 4
     assert set(out[REJECT_REASON].to_pylist()) == {FAILED_REASON}
     assert "returned 1 rows for 4" in out["reject_detail"][0].as_py()
+
+
+def test_a_block_with_no_active_rows_still_gains_the_stage_columns():
+    def reject_all(table: pa.Table) -> pa.Table:
+        index = table.column_names.index(REJECT_REASON)
+        return table.set_column(index, REJECT_REASON, pa.array(["no"] * table.num_rows, pa.string()))
+
+    def add_width(table: pa.Table) -> pa.Table:
+        return table.append_column("width", pa.array([7] * table.num_rows, pa.int32()))
+
+    out = run_on_active(run_on_active(_table(2), "filter.all", reject_all), "map.width", add_width)
+    assert out.num_rows == 2 and out["width"].type == pa.int32() and out["width"].null_count == 2

@@ -1,0 +1,92 @@
+"""Live progress per stage: workers report counts to a small Ray actor, the driver renders them.
+
+Ray Data's own bars show fused operators (`read->...->write`), not our stages, so each stage wrapper
+reports rows in, rows rejected and seconds spent; the totals also give per-stage timings in stats.json.
+Counts are for watching a run; the funnel in stats.json is computed from the committed files.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from typing import Self
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+POLL_SECONDS = 0.5
+PLAIN_EVERY_SECONDS = 10.0
+
+
+class StageCounter:
+    """Ray actor holding running totals per stage label."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+
+    def add(self, label: str, rows_in: int, rejected: int, seconds: float) -> None:
+        total = self.totals[label]
+        total[0] += rows_in
+        total[1] += rejected
+        total[2] += seconds
+
+    def snapshot(self) -> dict[str, list[float]]:
+        return dict(self.totals)
+
+
+def _table(labels: list[str], snapshot: dict[str, list[float]], elapsed: float) -> Table:
+    table = Table(title=f"running: {elapsed:.0f} s")
+    for column in ("stage", "rows in", "kept", "rejected", "busy s"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for label in labels:
+        rows_in, rejected, seconds = snapshot.get(label, (0, 0, 0.0))
+        table.add_row(
+            label, f"{int(rows_in):,}", f"{int(rows_in - rejected):,}", f"{int(rejected):,}", f"{seconds:.1f}"
+        )
+    return table
+
+
+class ProgressReporter:
+    """Owns the counter actor and a thread that shows its totals until the run ends."""
+
+    def __init__(self, labels: list[str], console: Console | None):
+        import ray
+
+        self.labels = labels
+        self.console = console
+        self.counter = ray.remote(StageCounter).options(num_cpus=0).remote()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.perf_counter()
+
+    def totals(self) -> dict[str, list[float]]:
+        import ray
+
+        return ray.get(self.counter.snapshot.remote())
+
+    def _loop(self) -> None:
+        if self.console is None:
+            return
+        if self.console.is_terminal:
+            with Live(console=self.console, refresh_per_second=4, transient=True) as live:
+                while not self._stop.wait(POLL_SECONDS):
+                    live.update(_table(self.labels, self.totals(), time.perf_counter() - self._started))
+            return
+        while not self._stop.wait(PLAIN_EVERY_SECONDS):
+            snapshot = self.totals()
+            parts = [f"{label} {int(snapshot[label][0]):,}" for label in self.labels if label in snapshot]
+            self.console.print(
+                f"[{time.perf_counter() - self._started:.0f} s] rows in: " + ", ".join(parts), highlight=False
+            )
+
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._loop, name="pipeline-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
