@@ -123,14 +123,11 @@ def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable
     return run
 
 
-_SETUP_DONE: set[int] = set()
-
-
 def _ensure_setup(stage: Stage) -> None:
-    """Task-based stages set up once per worker process, not once per batch."""
-    if id(stage) not in _SETUP_DONE:
+    """Task-based stages set up once per copy a worker deserialised, never once per batch."""
+    if not getattr(stage, "_setup_done", False):
         stage.setup()
-        _SETUP_DONE.add(id(stage))
+        stage._setup_done = True
 
 
 class _ActorStage:

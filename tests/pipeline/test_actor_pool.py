@@ -48,7 +48,7 @@ def test_actor_pool_stage_sets_up_once_per_actor(tmp_path, run_cli):
         (tmp_path / "m.yaml").write_text(
             "output: out\nstages:\n  - stage: ingest.webdataset\n    path: in\n  - stage: test.setup_counting\n"
         )
-        code, out, err = run_cli("run", tmp_path / "m.yaml")
+        code, _, err = run_cli("run", tmp_path / "m.yaml")
         assert code == 0, err
         from pipeline.query import connect
 
