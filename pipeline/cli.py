@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
         return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - an unexpected failure still ends with a message and status 1
+        Console(stderr=True, soft_wrap=True).print_exception(max_frames=8)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False
+        )
+        return 1
 
 
 if __name__ == "__main__":

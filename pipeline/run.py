@@ -56,17 +56,10 @@ def run_manifest(
     with ProgressReporter(plan.labels, console) as progress:
         result = execute(plan, layout, run_id, progress.counter)
         busy_seconds = {label: round(total[2], 3) for label, total in progress.totals().items()}
-    records = result.records
-    files = [r for r in records if r["kind"] in ("data", "rejects")]
-    for kind, directory, schema in (
-        ("data", layout.data_dir, plan.schema),
-        ("rejects", layout.rejects_dir, REJECT_SCHEMA),
-    ):
-        if not any(r["kind"] == kind for r in files):
-            files.append(empty_file(schema, layout, run_id, directory))
-    failed = _failed_shards(records, result)
+    files = _committed_files(result.records, plan, layout, run_id)
+    failed = _failed_shards(result.records, result)
     funnel = build_funnel(
-        records,
+        result.records,
         result.source_of_shard,
         [s.label for s in plan.sources],
         [s.label for s in plan.steps],
@@ -94,22 +87,41 @@ def run_manifest(
     write_json_atomic(layout.stats_path, stats)
     complete = not failed
     if complete:
-        write_json_atomic(
-            layout.success_path,
-            {
-                "complete": True,
-                "schema_version": SCHEMA_VERSION,
-                "package_version": __version__,
-                "manifest_fingerprint": plan.manifest.fingerprint,
-                "run_id": run_id,
-                "rows": {"kept": kept, "rejected": rejected},
-                "files": sorted(
-                    ({k: r[k] for k in ("path", "shard", "rows", "sha256", "bytes")} for r in files),
-                    key=lambda r: r["path"],
-                ),
-            },
-        )
+        _write_ledger(layout, plan, run_id, files, kept, rejected)
     return RunSummary(plan.output_dir, funnel, failed, kept, rejected, seconds, complete)
+
+
+def _committed_files(records: list[dict], plan: Plan, layout: OutputLayout, run_id: str) -> list[dict]:
+    """The files the sink committed, plus a zero-row file where a directory got none (readers see the schema)."""
+    files = [r for r in records if r["kind"] in ("data", "rejects")]
+    for kind, directory, schema in (
+        ("data", layout.data_dir, plan.schema),
+        ("rejects", layout.rejects_dir, REJECT_SCHEMA),
+    ):
+        if not any(r["kind"] == kind for r in files):
+            files.append(empty_file(schema, layout, run_id, directory))
+    return files
+
+
+def _write_ledger(
+    layout: OutputLayout, plan: Plan, run_id: str, files: list[dict], kept: int, rejected: int
+) -> None:
+    """`_SUCCESS.json`, atomically and last: its presence means every listed file is complete."""
+    write_json_atomic(
+        layout.success_path,
+        {
+            "complete": True,
+            "schema_version": SCHEMA_VERSION,
+            "package_version": __version__,
+            "manifest_fingerprint": plan.manifest.fingerprint,
+            "run_id": run_id,
+            "rows": {"kept": kept, "rejected": rejected},
+            "files": sorted(
+                ({k: r[k] for k in ("path", "shard", "rows", "sha256", "bytes")} for r in files),
+                key=lambda r: r["path"],
+            ),
+        },
+    )
 
 
 def _failed_shards(records: list[dict], result: RunOutput) -> list[dict]:
