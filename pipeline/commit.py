@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import OutputExistsError
+from pipeline.schema import MEDIA_COLUMNS
 
 OWNED_NAMES = ("data", "rejects", "_runs", "_SUCCESS.json", "stats.json")
 
@@ -94,10 +95,32 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _leaf_paths(field: pa.Field, prefix: str = "") -> list[str]:
+    """Parquet column paths of an Arrow field (`images.list.element.bytes`), as per-column options name them."""
+    path = f"{prefix}{field.name}"
+    if pa.types.is_struct(field.type):
+        return [leaf for child in field.type for leaf in _leaf_paths(child, path + ".")]
+    if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+        return _leaf_paths(field.type.value_field.with_name("element"), path + ".list.")
+    return [path]
+
+
+def _write_options(schema: pa.Schema) -> dict:
+    """zstd everywhere except media bytes, which are JPEG/PNG/WebP already: compressing them costs time for
+    nothing, and so does trying to dictionary-encode them."""
+    leaves = [leaf for field in schema for leaf in _leaf_paths(field)]
+    media = {leaf for leaf in leaves if leaf.split(".")[0] in MEDIA_COLUMNS and leaf.endswith(".bytes")}
+    return {
+        "compression": {leaf: ("none" if leaf in media else "zstd") for leaf in leaves},
+        "use_dictionary": [leaf for leaf in leaves if leaf not in media],
+        "write_page_checksum": True,
+    }
+
+
 def commit_parquet(table: pa.Table, staging_dir: Path, final_path: Path) -> dict:
     """Write `table` so that `final_path` is either absent or complete; returns its ledger record."""
     staging = staging_dir / (final_path.name + ".inprogress")
-    pq.write_table(table, staging, compression="zstd", write_page_checksum=True)
+    pq.write_table(table, staging, **_write_options(table.schema))
     with open(staging, "rb+") as handle:
         os.fsync(handle.fileno())
     digest = sha256_file(staging)

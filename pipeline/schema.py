@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SCHEMA_VERSION = 1
 
@@ -64,6 +66,32 @@ REJECT_SCHEMA = pa.schema(
         pa.field("duplicate_of", pa.string()),
     ]
 )
+
+
+def media_list(data: list[bytes | None], paths: list[str | None]) -> pa.ListArray:
+    """One-item `images` lists built column-wise; a row with neither bytes nor path gets a null list."""
+    n = len(data)
+    items = pa.StructArray.from_arrays(
+        [pa.array(data, pa.binary()), pa.array(paths, pa.string())], fields=list(MEDIA)
+    )
+    missing = pa.array([d is None and p is None for d, p in zip(data, paths, strict=True)], pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), items, mask=missing)
+
+
+def caption_messages(captions: list[str | None]) -> pa.ListArray:
+    """`[user: "<image>", assistant: caption]` per row, built column-wise; null where the caption is."""
+    n = len(captions)
+    roles = pa.array(["user", "assistant"] * n, pa.string())
+    contents = pa.array([part for c in captions for part in ("<image>", c)], pa.string())
+    items = pa.StructArray.from_arrays([roles, contents], fields=list(MESSAGE))
+    missing = pa.array([c is None for c in captions], pa.bool_())
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), items, mask=missing)
+
+
+def first_image_bytes(images: pa.ChunkedArray | pa.Array) -> list[bytes | None]:
+    """The bytes of each row's first image, without materialising the list<struct> as Python dicts."""
+    first = pc.list_element(images, 0) if len(images) else pa.array([], MEDIA)
+    return pc.struct_field(first, "bytes").to_pylist()
 
 
 def output_schema(produced: list[pa.Field]) -> pa.Schema:

@@ -7,10 +7,11 @@ replaces the stored bytes of images that needed normalising to RGB.
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from pipeline.registry import register
-from pipeline.schema import MEDIA, REJECT_DETAIL, REJECT_REASON
+from pipeline.schema import MEDIA, REJECT_DETAIL, REJECT_REASON, first_image_bytes, media_list
 from pipeline.stage import Column, Params, Stage, StageKind
 from stages.filter.columns import set_column
 from stages.image_decode import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, DecodeError, decode_image
@@ -38,31 +39,24 @@ class DecodeFilter(Stage):
 
     def process(self, table: pa.Table) -> pa.Table:
         formats = tuple(self.params.formats)
-        images = table["images"].to_pylist()
-        reasons = (
-            table[REJECT_REASON].to_pylist()
-            if REJECT_REASON in table.column_names
-            else [None] * table.num_rows
-        )
-        details = (
-            table[REJECT_DETAIL].to_pylist()
-            if REJECT_DETAIL in table.column_names
-            else [None] * table.num_rows
-        )
-        width, height, fmt, mode = [], [], [], []
-        for i, media in enumerate(images):
-            data = media[0]["bytes"] if media else None
+        n = table.num_rows
+        reasons = table[REJECT_REASON].to_pylist() if REJECT_REASON in table.column_names else [None] * n
+        details = table[REJECT_DETAIL].to_pylist() if REJECT_DETAIL in table.column_names else [None] * n
+        data = first_image_bytes(table["images"])
+        width, height, fmt, mode = [None] * n, [None] * n, [None] * n, [None] * n
+        normalised = False
+        for i, blob in enumerate(data):
             try:
-                decoded = decode_image(data, formats, self.params.max_pixels)
+                decoded = decode_image(blob, formats, self.params.max_pixels)
             except DecodeError as exc:
                 reasons[i], details[i] = f"error:{exc.code}", exc.detail[:500]
-                width.append(None), height.append(None), fmt.append(None), mode.append(None)
                 continue
             if decoded.normalized_bytes is not None:
-                images[i] = [{"bytes": decoded.normalized_bytes, "path": media[0]["path"]}]
-            width.append(decoded.width), height.append(decoded.height)
-            fmt.append(decoded.format), mode.append(decoded.mode)
-        table = set_column(table, "images", pa.array(images, pa.list_(MEDIA)))
+                data[i], normalised = decoded.normalized_bytes, True
+            width[i], height[i], fmt[i], mode[i] = decoded.width, decoded.height, decoded.format, decoded.mode
+        if normalised:  # rebuilding the column copies every image: only when one changed
+            paths = pc.struct_field(pc.list_element(table["images"], 0), "path").to_pylist()
+            table = set_column(table, "images", media_list(data, paths))
         table = set_column(table, "width", pa.array(width, pa.int32()))
         table = set_column(table, "height", pa.array(height, pa.int32()))
         table = set_column(table, "image_format", pa.array(fmt, pa.string()))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import Field
 
-from pipeline.schema import MEDIA, MESSAGE, REJECT_DETAIL, REJECT_REASON, row_id
+from pipeline.schema import MEDIA, MESSAGE, REJECT_DETAIL, REJECT_REASON, caption_messages, media_list, row_id
 from pipeline.stage import Column, Params, Shard, SourceStage
 
 CAPTION_ROW_COLUMNS = (
@@ -104,18 +104,6 @@ class FileSource(SourceStage):
     def to_table(self, shard: Shard, samples: list[Sample]) -> pa.Table:
         """Rows in the shared schema; the caption becomes the assistant turn of `messages`."""
         label = self.label
-        messages = [
-            None
-            if s.caption is None
-            else [{"role": "user", "content": "<image>"}, {"role": "assistant", "content": s.caption}]
-            for s in samples
-        ]
-        images = [
-            None
-            if s.image_bytes is None and s.image_path is None
-            else [{"bytes": s.image_bytes, "path": s.image_path}]
-            for s in samples
-        ]
         return pa.table(
             {
                 "id": pa.array([row_id(label, shard.relative, s.key) for s in samples], pa.string()),
@@ -124,9 +112,9 @@ class FileSource(SourceStage):
                 "source_key": pa.array([s.key for s in samples], pa.string()),
                 "task": pa.array(["caption"] * len(samples), pa.string()),
                 "url": pa.array([s.url for s in samples], pa.string()),
-                "images": pa.array(images, pa.list_(MEDIA)),
+                "images": media_list([s.image_bytes for s in samples], [s.image_path for s in samples]),
                 "caption": pa.array([s.caption for s in samples], pa.string()),
-                "messages": pa.array(messages, pa.list_(MESSAGE)),
+                "messages": caption_messages([s.caption for s in samples]),
                 REJECT_REASON: pa.array([s.reject_reason for s in samples], pa.string()),
                 REJECT_DETAIL: pa.array([s.reject_detail for s in samples], pa.string()),
             }
