@@ -1,22 +1,24 @@
 """WebDataset tar shards as img2dataset writes them: KEY.jpg|png|webp + KEY.txt + KEY.json.
 
-Members are streamed from the tar (never extracted to disk), grouped into samples by key. A member whose
+Members are streamed from the tar (never extracted to disk; see `tar_stream`), grouped into samples by key. A member whose
 name could escape a directory (`../x`, `/x`) or that is not a regular file becomes a reject row, as does a
 pair with no caption or no image.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import posixpath
-import tarfile
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from pipeline.registry import register
 from pipeline.stage import Shard
 from stages.ingest.caption_rows import FileSource, FileSourceParams, Sample, decode_caption
+from stages.ingest.tar_stream import iter_members
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
@@ -58,15 +60,19 @@ def _to_sample(key: str, parts: dict[str, bytes]) -> Sample:
     return sample
 
 
+def _open(path: str) -> BinaryIO:
+    return gzip.open(path, "rb") if path.endswith((".gz", ".tgz")) else open(path, "rb")
+
+
 def iter_tar_samples(path: str) -> Iterator[Sample]:
     """Stream samples of one tar in member order; consecutive members with the same key form a sample."""
     key: str | None = None
     parts: dict[str, bytes] = {}
-    with tarfile.open(path, mode="r|*") as archive:
-        for member in archive:
-            if member.isdir():
+    with _open(path) as handle:
+        for member in iter_members(handle):
+            if member.is_dir:
                 continue
-            if _unsafe(member.name) or not member.isfile():
+            if _unsafe(member.name) or not member.is_file:
                 kind = "unsafe_member_name" if _unsafe(member.name) else "unsafe_member_type"
                 yield Sample(
                     key=member.name,
@@ -79,8 +85,7 @@ def iter_tar_samples(path: str) -> Iterator[Sample]:
                 if key is not None:
                     yield _to_sample(key, parts)
                 key, parts = member_key, {}
-            handle = archive.extractfile(member)
-            parts[ext] = handle.read() if handle is not None else b""
+            parts[ext] = member.data
     if key is not None:
         yield _to_sample(key, parts)
 
