@@ -120,11 +120,15 @@ def _write_options(schema: pa.Schema) -> dict:
 def commit_parquet(table: pa.Table, staging_dir: Path, final_path: Path) -> dict:
     """Write `table` so that `final_path` is either absent or complete; returns its ledger record."""
     staging = staging_dir / (final_path.name + ".inprogress")
-    pq.write_table(table, staging, **_write_options(table.schema))
-    with open(staging, "rb+") as handle:
+    sink = pa.BufferOutputStream()  # encoded in memory so the hash needs no second read of the file
+    pq.write_table(table, sink, **_write_options(table.schema))
+    encoded = sink.getvalue()
+    with open(staging, "wb") as handle:
+        handle.write(encoded)
+        handle.flush()
         os.fsync(handle.fileno())
-    digest = sha256_file(staging)
-    size = staging.stat().st_size
+    digest = hashlib.sha256(encoded).hexdigest()
+    size = encoded.size
     os.replace(staging, final_path)
     _fsync_dir(final_path.parent)
     return {"rows": table.num_rows, "sha256": digest, "bytes": size}

@@ -49,10 +49,32 @@ def init_ray(address: str | None, num_cpus: int | None) -> dict:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=num_cpus, **kwargs)
+            _warm_workers(int(ray.cluster_resources().get("CPU", 1)))
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ProgressReporter shows our stages; Ray's bars show fused operators
+    # Reservation holds CPUs back per operator and starts one task at a time: on small clusters it idled
+    # a core for seconds (bench/ingest_profile.py). Actor pools still hold the CPUs they ask for.
+    context.op_resource_reservation_enabled = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     return {"address": ray.get_runtime_context().gcs_address, "cpus": ray.cluster_resources().get("CPU", 0)}
+
+
+def _import_stages() -> int:
+    import stages  # noqa: F401 - the import is the point: it loads pyarrow, Pillow and every stage
+
+    return 0
+
+
+def _warm_workers(cpus: int) -> None:
+    """Start one worker per CPU of a fresh local instance and import the stages there, in parallel.
+
+    Otherwise Ray starts workers one by one as the first tasks arrive, each paying the imports inside
+    the run (about a second per worker on this machine).
+    """
+    import ray
+
+    warm = ray.remote(num_cpus=1)(_import_stages)
+    ray.get([warm.remote() for _ in range(max(cpus, 1))])
 
 
 def _named(fn: Callable, label: str) -> Callable:
