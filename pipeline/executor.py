@@ -55,6 +55,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> dict:
     # Reservation holds CPUs back per operator and starts one task at a time: on small clusters it idled
     # a core for seconds (bench/ingest_profile.py). Actor pools still hold the CPUs they ask for.
     context.op_resource_reservation_enabled = False
+    context.memory_usage_poll_interval_s = None  # a polling thread per task cost 3.5% of worker time
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     return {"address": ray.get_runtime_context().gcs_address, "cpus": ray.cluster_resources().get("CPU", 0)}
 
@@ -111,8 +112,14 @@ def _shard_marker(source: PlannedStage, shard: Shard, cause: str) -> pa.Table:
     )
 
 
-def read_shards(batch: pa.Table, sources: tuple[PlannedStage, ...], counter=None) -> Iterator[pa.Table]:
-    """Read the shards named in `batch`; a shard that raises yields what it read, then a failure marker."""
+def read_shards(
+    batch: pa.Table,
+    sources: tuple[PlannedStage, ...],
+    counter=None,
+    then: Callable[[pa.Table], pa.Table] | None = None,
+) -> Iterator[pa.Table]:
+    """Read the shards named in `batch`, passing each read batch through `then` (the stages fused with the
+    read); a shard that raises yields what it read, then a failure marker."""
     for item in batch.to_pylist():
         source = sources[item["source"]]
         shard = Shard(item["shard_id"], item["uri"], item["relative"])
@@ -127,11 +134,12 @@ def read_shards(batch: pa.Table, sources: tuple[PlannedStage, ...], counter=None
                         counter.add.remote(
                             source.label, positioned.num_rows, rejected, time.perf_counter() - started
                         )
-                    yield positioned
+                    yield then(positioned) if then is not None else positioned
                     count += table.num_rows
                 started = time.perf_counter()
         except Exception:  # noqa: BLE001 - one unreadable file must not stop the others
-            yield _shard_marker(source, shard, traceback.format_exc())
+            marker = _shard_marker(source, shard, traceback.format_exc())
+            yield then(marker) if then is not None else marker
 
 
 def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
@@ -167,29 +175,58 @@ class _ActorStage:
         return self.run(batch)
 
 
-def _map_stage(ds, planned: PlannedStage, counter):
-    from ray.data import ActorPoolStrategy
+def _is_task_stage(planned: PlannedStage) -> bool:
+    return not isinstance(planned.stage, GlobalStage) and not type(planned.stage).resources.actor_pool
 
+
+def _task_runner(planned: PlannedStage, counter) -> Callable[[pa.Table], pa.Table]:
     stage, label = planned.stage, planned.label
-    resources = type(stage).resources
-    if resources.actor_pool:
-        actor_cls = type(label, (_ActorStage,), {})
-        return ds.map_batches(
-            actor_cls,
-            fn_constructor_args=(stage, label, counter),
-            compute=ActorPoolStrategy(size=resources.num_actors),
-            batch_format="pyarrow",
-            batch_size=None,
-            num_cpus=resources.cpus,
-            num_gpus=resources.gpus,
-        )
 
     def process(batch: pa.Table) -> pa.Table:
         _ensure_setup(stage)
         return run_on_active(batch, label, stage.process)
 
-    run = _named(counted(counter, label, process), label)
-    return ds.map_batches(run, batch_format="pyarrow", batch_size=None, num_cpus=resources.cpus)
+    return counted(counter, label, process)
+
+
+def fused(stages: list[PlannedStage], counter) -> Callable[[pa.Table], pa.Table]:
+    """Consecutive task stages as one function: Ray Data then buffers and re-blocks once for all of them,
+    not once per stage (its block shaping copied every image at each operator boundary)."""
+    runners = [_task_runner(p, counter) for p in stages]
+
+    def run(batch: pa.Table) -> pa.Table:
+        for runner in runners:
+            batch = runner(batch)
+        return batch
+
+    return _named(run, "+".join(p.label for p in stages))
+
+
+def segments(steps: tuple[PlannedStage, ...]) -> list[list[PlannedStage]]:
+    """Runs of consecutive task stages; every actor-pool or global stage stands alone."""
+    groups: list[list[PlannedStage]] = []
+    for planned in steps:
+        if _is_task_stage(planned) and groups and _is_task_stage(groups[-1][0]):
+            groups[-1].append(planned)
+        else:
+            groups.append([planned])
+    return groups
+
+
+def _actor_stage(ds, planned: PlannedStage, counter):
+    from ray.data import ActorPoolStrategy
+
+    stage, label = planned.stage, planned.label
+    resources = type(stage).resources
+    return ds.map_batches(
+        type(label, (_ActorStage,), {}),
+        fn_constructor_args=(stage, label, counter),
+        compute=ActorPoolStrategy(size=resources.num_actors),
+        batch_format="pyarrow",
+        batch_size=None,
+        num_cpus=resources.cpus,
+        num_gpus=resources.gpus,
+    )
 
 
 def _global_stage(ds, planned: PlannedStage, counter):
@@ -238,19 +275,23 @@ def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None, counter
         return RunOutput(run_id, [], source_of_shard, uri_of_shard, time.perf_counter() - started)
 
     sources = plan.sources
+    groups = segments(plan.steps)
+    with_read = fused(groups.pop(0), counter) if groups and _is_task_stage(groups[0][0]) else None
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(
-        _named(
-            lambda batch: read_shards(batch, sources, counter), "read:" + ",".join(s.label for s in sources)
-        ),
+        _named(lambda batch: read_shards(batch, sources, counter, with_read), "read"),
         batch_format="pyarrow",
         batch_size=1,
     )
-    for planned in plan.steps:
-        if isinstance(planned.stage, GlobalStage):
-            ds = _global_stage(ds, planned, counter)
+    for group in groups:
+        head = group[0]
+        if isinstance(head.stage, GlobalStage):
+            ds = _global_stage(ds, head, counter)
+        elif type(head.stage).resources.actor_pool:
+            ds = _actor_stage(ds, head, counter)
         else:
-            ds = _map_stage(ds, planned, counter)
+            cpus = max(type(p.stage).resources.cpus for p in group)
+            ds = ds.map_batches(fused(group, counter), batch_format="pyarrow", batch_size=None, num_cpus=cpus)
 
     schema = plan.schema
 

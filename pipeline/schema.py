@@ -9,7 +9,6 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 SCHEMA_VERSION = 1
 
@@ -89,9 +88,17 @@ def caption_messages(captions: list[str | None]) -> pa.ListArray:
 
 
 def first_image_bytes(images: pa.ChunkedArray | pa.Array) -> list[bytes | None]:
-    """The bytes of each row's first image, without materialising the list<struct> as Python dicts."""
-    first = pc.list_element(images, 0) if len(images) else pa.array([], MEDIA)
-    return pc.struct_field(first, "bytes").to_pylist()
+    """The bytes of each row's first image, copied once (no Python dicts, no intermediate array)."""
+    chunks = images.chunks if isinstance(images, pa.ChunkedArray) else [images]
+    out: list[bytes | None] = []
+    for chunk in chunks:
+        offsets = chunk.offsets.to_numpy()
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+        base = int(offsets[0])
+        blobs = chunk.values.slice(base, int(offsets[-1]) - base).field("bytes").to_pylist()
+        for i in range(len(chunk)):
+            out.append(blobs[offsets[i] - base] if valid[i] and offsets[i + 1] > offsets[i] else None)
+    return out
 
 
 def output_schema(produced: list[pa.Field]) -> pa.Schema:
