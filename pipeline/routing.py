@@ -45,10 +45,19 @@ def count_active(table: pa.Table) -> int:
     )
 
 
+def _partition(table: pa.Table, keep: pa.ChunkedArray) -> tuple[pa.Table, pa.Table]:
+    """(rows where `keep`, the others); no copy when one side is empty, the usual case for a batch."""
+    kept = keep.true_count if isinstance(keep, pa.Array) else sum(c.true_count for c in keep.chunks)
+    if kept == table.num_rows:
+        return table, table.slice(0, 0)
+    if kept == 0:
+        return table.slice(0, 0), table
+    return table.filter(keep), table.filter(pc.invert(keep))
+
+
 def split_active(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(rows still in play, rows rejected by an earlier stage)."""
-    mask = active_mask(table)
-    return table.filter(mask), table.filter(pc.invert(mask))
+    return _partition(table, active_mask(table))
 
 
 def _strip_media(table: pa.Table) -> pa.Table:
@@ -66,10 +75,7 @@ def _stamp_stage(table: pa.Table, stage_name: str) -> pa.Table:
 
 def settle(result: pa.Table, stage_name: str) -> pa.Table:
     """Stamp newly rejected rows of `result` with the stage and drop their media."""
-    result = with_routing(result)
-    mask = active_mask(result)
-    kept = result.filter(mask)
-    rejected = result.filter(pc.invert(mask))
+    kept, rejected = split_active(with_routing(result))
     if rejected.num_rows == 0:
         return kept
     return concat([kept, _strip_media(_stamp_stage(rejected, stage_name))])

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.commit import OutputLayout, commit_parquet
+from pipeline.routing import split_active
 from pipeline.schema import (
     DUPLICATE_OF,
     FAILED,
@@ -83,24 +84,31 @@ def _record(kind: str, shard: str, **fields) -> dict:
     return record
 
 
+def _ascending(ordinals: pa.ChunkedArray) -> bool:
+    values = ordinals.to_numpy()
+    return bool((values[1:] >= values[:-1]).all())
+
+
 def write_block(table: pa.Table, schema: pa.Schema, layout: OutputLayout, run_id: str) -> pa.Table:
     """Commit one block's kept rows and rejects, one file of each per shard; returns ledger records."""
     records: list[dict] = []
     staging = layout.staging_dir(run_id)
-    for shard in pc.unique(table[SHARD]).to_pylist():
-        rows = table.filter(pc.equal(table[SHARD], shard)).sort_by(ORDINAL)
-        markers = rows.filter(pc.equal(rows[ORDINAL], SHARD_MARKER_ORDINAL))
-        for marker in markers.to_pylist():
-            records.append(
-                _record("failed_shard", shard, stage=marker[REJECT_STAGE], detail=marker[REJECT_DETAIL])
-            )
-        rows = rows.filter(pc.not_equal(rows[ORDINAL], SHARD_MARKER_ORDINAL))
+    shards = pc.unique(table[SHARD]).to_pylist()
+    for shard in shards:
+        rows = table if len(shards) == 1 else table.filter(pc.equal(table[SHARD], shard))
+        if not _ascending(rows[ORDINAL]):
+            rows = rows.sort_by(ORDINAL)
+        if pc.min(rows[ORDINAL]).as_py() == SHARD_MARKER_ORDINAL:  # markers sort first
+            markers = rows.filter(pc.equal(rows[ORDINAL], SHARD_MARKER_ORDINAL))
+            for marker in markers.to_pylist():
+                records.append(
+                    _record("failed_shard", shard, stage=marker[REJECT_STAGE], detail=marker[REJECT_DETAIL])
+                )
+            rows = rows.filter(pc.not_equal(rows[ORDINAL], SHARD_MARKER_ORDINAL))
         if rows.num_rows == 0:
             continue
         name = f"part-{shard}-{rows[ORDINAL][0].as_py():09d}.parquet"
-        kept_mask = pc.is_null(rows[REJECT_REASON])
-        kept = rows.filter(kept_mask)
-        rejected = rows.filter(pc.invert(kept_mask))
+        kept, rejected = split_active(rows)
         if kept.num_rows:
             info = commit_parquet(conform(kept, schema), staging, layout.data_dir / name)
             records.append(_record("data", shard, path=f"data/{name}", **info))
