@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from pipeline.commit import OutputLayout
 from pipeline.planner import Plan, PlannedStage
+from pipeline.progress import tally
 from pipeline.routing import active_mask, concat, count_active, run_on_active, settle, with_routing
 from pipeline.schema import FAILED, ORDINAL, REJECT_DETAIL, REJECT_REASON, REJECT_STAGE, SHARD, row_id
 from pipeline.sink import RECORD_SCHEMA, SHARD_MARKER_ORDINAL, write_block
@@ -121,6 +122,7 @@ def read_shards(
 ) -> Iterator[pa.Table]:
     """Read the shards named in `batch`, passing each read batch through `then` (the stages fused with the
     read); a shard that raises yields what it read, then a failure marker."""
+    counts = tally(counter)
     for item in batch.to_pylist():
         source = sources[item["source"]]
         shard = Shard(item["shard_id"], item["uri"], item["relative"])
@@ -130,17 +132,17 @@ def read_shards(
             for table in source.stage.read_shard(shard):
                 if table.num_rows:
                     positioned = _with_position(table, source, shard, count)
-                    if counter is not None:
+                    if counts is not None:
                         rejected = positioned.num_rows - count_active(positioned)
-                        counter.add.remote(
-                            source.label, positioned.num_rows, rejected, time.perf_counter() - started
-                        )
+                        counts.add(source.label, positioned.num_rows, rejected, time.perf_counter() - started)
                     yield then(positioned) if then is not None else positioned
                     count += table.num_rows
                 started = time.perf_counter()
         except Exception:  # noqa: BLE001 - one unreadable file must not stop the others
             marker = _shard_marker(source, shard, traceback.format_exc())
             yield then(marker) if then is not None else marker
+        if counts is not None:
+            counts.flush()
 
 
 def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
@@ -151,11 +153,25 @@ def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable
         before = count_active(batch)
         result = fn(batch)
         after = count_active(result)
-        if counter is not None:
-            counter.add.remote(label, before, before - after, time.perf_counter() - started)
+        counts = tally(counter)
+        if counts is not None:
+            counts.add(label, before, before - after, time.perf_counter() - started)
         return result
 
     return run
+
+
+def flushed(counter, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+    """For operators that see whole blocks (rare calls): send the counts after every call."""
+
+    def run(batch: pa.Table) -> pa.Table:
+        result = fn(batch)
+        counts = tally(counter)
+        if counts is not None:
+            counts.flush()
+        return result
+
+    return _named(run, getattr(fn, "__name__", "run"))
 
 
 def _ensure_setup(stage: Stage) -> None:
@@ -170,7 +186,9 @@ class _ActorStage:
 
     def __init__(self, stage: Stage, label: str, counter):
         stage.setup()
-        self.run = counted(counter, label, lambda batch: run_on_active(batch, label, stage.process))
+        self.run = flushed(
+            counter, counted(counter, label, lambda batch: run_on_active(batch, label, stage.process))
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.run(batch)
@@ -269,7 +287,9 @@ def _global_stage(ds, planned: PlannedStage, counter):
         return run_on_active(batch, label, lambda active: stage.apply(active, resolved))
 
     return ds.map_batches(
-        _named(counted(counter, label, apply), f"{label}:apply"), batch_format="pyarrow", batch_size=None
+        _named(flushed(counter, counted(counter, label, apply)), f"{label}:apply"),
+        batch_format="pyarrow",
+        batch_size=None,
     )
 
 
@@ -315,7 +335,8 @@ def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None, counter
             ds = _actor_stage(ds, head, counter)
         else:
             cpus = max(type(p.stage).resources.cpus for p in group)
-            ds = ds.map_batches(fused(group, counter), batch_format="pyarrow", batch_size=None, num_cpus=cpus)
+            run = flushed(counter, fused(group, counter))
+            ds = ds.map_batches(run, batch_format="pyarrow", batch_size=None, num_cpus=cpus)
     records_ds = (
         ds.map_batches(_named(sink, "write"), batch_format="pyarrow", batch_size=None) if groups else ds
     )

@@ -17,6 +17,7 @@ from rich.live import Live
 from rich.table import Table
 
 POLL_SECONDS = 0.5
+FLUSH_SECONDS = 1.0
 PLAIN_EVERY_SECONDS = 10.0
 
 
@@ -26,14 +27,52 @@ class StageCounter:
     def __init__(self) -> None:
         self.totals: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
 
-    def add(self, label: str, rows_in: int, rejected: int, seconds: float) -> None:
-        total = self.totals[label]
-        total[0] += rows_in
-        total[1] += rejected
-        total[2] += seconds
+    def add(self, counts: dict[str, list[float]]) -> None:
+        for label, (rows_in, rejected, seconds) in counts.items():
+            total = self.totals[label]
+            total[0] += rows_in
+            total[1] += rejected
+            total[2] += seconds
 
     def snapshot(self) -> dict[str, list[float]]:
         return dict(self.totals)
+
+
+class Tally:
+    """A worker's counts, sent to the StageCounter actor about once a second rather than once per batch:
+    a remote call per stage per 256 rows cost measurable time on 2 cores."""
+
+    def __init__(self, counter) -> None:
+        self.counter = counter
+        self.pending: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+        self.last_flush = time.monotonic()
+
+    def add(self, label: str, rows_in: int, rejected: int, seconds: float) -> None:
+        entry = self.pending[label]
+        entry[0] += rows_in
+        entry[1] += rejected
+        entry[2] += seconds
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.counter.add.remote(dict(self.pending))
+            self.pending.clear()
+        self.last_flush = time.monotonic()
+
+
+_TALLIES: dict[str, Tally] = {}
+
+
+def tally(counter) -> Tally | None:
+    """The process-wide tally for this run's counter (None when the run has no progress reporting)."""
+    if counter is None:
+        return None
+    key = counter._actor_id.hex()
+    if key not in _TALLIES:
+        _TALLIES[key] = Tally(counter)
+    return _TALLIES[key]
 
 
 def _table(labels: list[str], snapshot: dict[str, list[float]], elapsed: float) -> Table:
