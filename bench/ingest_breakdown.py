@@ -21,8 +21,9 @@ import pyarrow as pa
 from PIL import Image
 
 from bench.ingest_throughput import REPO
+from pipeline.cluster import init_ray
 from pipeline.commit import OutputLayout
-from pipeline.executor import fused, init_ray, read_shards, segments
+from pipeline.executor import fused, read_shards, segments
 from pipeline.run import plan_manifest
 from pipeline.sink import write_block
 from pipeline.stage import Shard

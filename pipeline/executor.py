@@ -1,13 +1,14 @@
-"""The Ray executor: sources become a Ray Dataset of pyarrow batches, each stage one operator, then the sink.
+"""The Ray executor: sources become a Ray Dataset of pyarrow batches, stages become operators, then the sink.
 
-Per-shard stages run as Ray tasks (or an actor pool when they hold a model); a global stage is a barrier:
-prepare per batch, summarize the whole dataset, apply the summary per batch. Ray Data shows live progress
-per operator, named after the stage.
+Consecutive per-shard stages are fused into one function (the first run of them into the read itself), so
+Ray Data buffers and re-blocks once, not once per stage; when nothing follows them, rows are committed
+inside the read task and image bytes never pass through Ray's block buffers. A model-holding stage runs
+as an actor pool; a global stage is a barrier: prepare per batch, summarize the whole dataset, apply the
+summary per batch. Progress per stage goes to `pipeline.progress`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 import traceback
 import uuid
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from pipeline.commit import OutputLayout
 from pipeline.planner import Plan, PlannedStage
-from pipeline.progress import tally
+from pipeline.progress import counted, flushed, tally
 from pipeline.routing import active_mask, concat, count_active, run_on_active, settle, with_routing
 from pipeline.schema import FAILED, ORDINAL, REJECT_DETAIL, REJECT_REASON, REJECT_STAGE, SHARD, row_id
 from pipeline.sink import RECORD_SCHEMA, SHARD_MARKER_ORDINAL, write_block
@@ -35,53 +36,6 @@ class RunOutput:
     source_of_shard: dict[str, str]
     uri_of_shard: dict[str, str]
     seconds: float
-
-
-def init_ray(address: str | None, num_cpus: int | None) -> dict:
-    """Join `address`, or start an embedded local instance; reuses one already started in this process.
-
-    Returns where the run executes (the cluster's GCS address and its CPUs) for stats.json.
-    """
-    import ray
-    import ray.data
-
-    if not ray.is_initialized():
-        kwargs: dict = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": True}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, **kwargs)
-            _warm_workers(int(ray.cluster_resources().get("CPU", 1)))
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # ProgressReporter shows our stages; Ray's bars show fused operators
-    # Reservation holds CPUs back per operator and starts one task at a time: on small clusters it idled
-    # a core for seconds (bench/ingest_profile.py). Actor pools still hold the CPUs they ask for.
-    context.op_resource_reservation_enabled = False
-    context.memory_usage_poll_interval_s = None  # a polling thread per task cost 3.5% of worker time
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    return {"address": ray.get_runtime_context().gcs_address, "cpus": ray.cluster_resources().get("CPU", 0)}
-
-
-def _import_stages() -> int:
-    """The imports a first task would otherwise pay: Ray Data's worker side, Parquet, Pillow, every stage."""
-    import pyarrow.parquet  # noqa: F401
-    import ray.data  # noqa: F401
-
-    import stages  # noqa: F401
-
-    return 0
-
-
-def _warm_workers(cpus: int) -> None:
-    """Start one worker per CPU of a fresh local instance and import the stages there, in parallel.
-
-    Otherwise Ray starts workers one by one as the first tasks arrive, each paying the imports inside
-    the run (about a second per worker on this machine).
-    """
-    import ray
-
-    warm = ray.remote(num_cpus=1)(_import_stages)
-    ray.get([warm.remote() for _ in range(max(cpus, 1))])
 
 
 def _named(fn: Callable, label: str) -> Callable:
@@ -143,35 +97,6 @@ def read_shards(
             yield then(marker) if then is not None else marker
         if counts is not None:
             counts.flush()
-
-
-def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
-    """Wrap a batch function so that it reports rows in, rows rejected and seconds to the progress actor."""
-
-    def run(batch: pa.Table) -> pa.Table:
-        started = time.perf_counter()
-        before = count_active(batch)
-        result = fn(batch)
-        after = count_active(result)
-        counts = tally(counter)
-        if counts is not None:
-            counts.add(label, before, before - after, time.perf_counter() - started)
-        return result
-
-    return run
-
-
-def flushed(counter, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
-    """For operators that see whole blocks (rare calls): send the counts after every call."""
-
-    def run(batch: pa.Table) -> pa.Table:
-        result = fn(batch)
-        counts = tally(counter)
-        if counts is not None:
-            counts.flush()
-        return result
-
-    return _named(run, getattr(fn, "__name__", "run"))
 
 
 def _ensure_setup(stage: Stage) -> None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Self
 
+import pyarrow as pa
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+
+from pipeline.routing import count_active
 
 POLL_SECONDS = 0.5
 FLUSH_SECONDS = 1.0
@@ -129,3 +133,33 @@ class ProgressReporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+    """Wrap a batch function so that it reports rows in, rows rejected and seconds to the progress actor."""
+
+    def run(batch: pa.Table) -> pa.Table:
+        started = time.perf_counter()
+        before = count_active(batch)
+        result = fn(batch)
+        after = count_active(result)
+        counts = tally(counter)
+        if counts is not None:
+            counts.add(label, before, before - after, time.perf_counter() - started)
+        return result
+
+    return run
+
+
+def flushed(counter, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+    """For operators that see whole blocks (rare calls): send the counts after every call."""
+
+    def run(batch: pa.Table) -> pa.Table:
+        result = fn(batch)
+        counts = tally(counter)
+        if counts is not None:
+            counts.flush()
+        return result
+
+    run.__name__ = run.__qualname__ = getattr(fn, "__name__", "run")
+    return run

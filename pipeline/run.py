@@ -10,8 +10,9 @@ from pathlib import Path
 from rich.console import Console
 
 from pipeline import __version__
+from pipeline.cluster import init_ray
 from pipeline.commit import OutputLayout, write_json_atomic
-from pipeline.executor import RunOutput, execute, init_ray
+from pipeline.executor import RunOutput, execute
 from pipeline.funnel import StageFunnel, build_funnel
 from pipeline.manifest import load_manifest
 from pipeline.planner import Plan, build_plan

@@ -54,8 +54,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _needs_normalising(image: Image.Image) -> bool:
-    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    return image.mode not in ("RGB", "L") or orientation not in (1, None)
+    if image.mode not in ("RGB", "L"):
+        return True
+    # Parsing EXIF costs about 20 us; only files that carry it (TIFF keeps orientation among its tags) can rotate.
+    if "exif" not in image.info and image.format != "TIFF":
+        return False
+    return image.getexif().get(EXIF_ORIENTATION, 1) not in (1, None)
 
 
 def decode_image(

@@ -14,7 +14,7 @@ def ray_session():
     """Ray starts once for the whole session (about 5 s here), never once per test."""
     import ray
 
-    from pipeline.executor import init_ray
+    from pipeline.cluster import init_ray
 
     init_ray(None, 2)
     yield ray

@@ -87,3 +87,12 @@ def test_exif_rotation_is_applied():
     # Stored: blue band on the left. Orientation 6 rotates 90 degrees clockwise: the band ends on top.
     assert rgb[5, 100, 2] > 200 and rgb[5, 100, 0] < 60
     assert rgb[-5, 100].min() > 200
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_exif_rotation_is_applied_beyond_jpeg(fmt):
+    image = Image.new("RGB", (320, 200), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    decoded = decode_image(fx.encode(image, fmt, exif=exif.tobytes()))
+    assert (decoded.width, decoded.height) == (200, 320) and decoded.normalized_bytes is not None
