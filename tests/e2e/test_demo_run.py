@@ -121,3 +121,27 @@ def test_rerun_refuses_then_overwrites_identically(demo_run, run_cli):
         (f["path"], f["rows"], f["sha256"]) for f in before["files"]
     ]
     assert after["manifest_fingerprint"] == before["manifest_fingerprint"]
+
+
+def test_same_rows_whatever_the_batch_size(demo_run, run_cli):
+    """Kept ids and reject reasons do not depend on how rows are batched and blocked."""
+    root, _, _ = demo_run
+    text = (root / "manifests" / "demo.yaml").read_text()
+    variant = text.replace(
+        "path: ../.demo/inputs/webdataset", "path: ../.demo/inputs/webdataset\n    batch_rows: 7"
+    )
+    variant = variant.replace(
+        "path: ../.demo/inputs/parquet", "path: ../.demo/inputs/parquet\n    batch_rows: 4"
+    )
+    assert variant != text
+    (root / "manifests" / "small_batches.yaml").write_text(variant)
+    code, _, err = run_cli("run", root / "manifests" / "small_batches.yaml", "--output", root / "small_out")
+    assert code == 0, err
+
+    def outcome(out: Path) -> tuple[set, set]:
+        con = connect(out)
+        kept = {r for (r,) in con.execute("SELECT id FROM samples").fetchall()}
+        rejected = set(con.execute("SELECT id, stage, reason, duplicate_of FROM rejects").fetchall())
+        return kept, rejected
+
+    assert outcome(root / "small_out") == outcome(root / "demo_out")
