@@ -16,7 +16,7 @@ import pyarrow as pa
 from pipeline.errors import ManifestError
 from pipeline.manifest import Manifest, StageSpec
 from pipeline.schema import output_schema
-from pipeline.stage import GlobalStage, SourceStage, Stage, StageKind
+from pipeline.stage import GlobalStage, SourceStage, Stage
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,3 @@ def describe_stage(stage: Stage) -> dict:
         },
         "global_barrier": isinstance(stage, GlobalStage),
     }
-
-
-__all__ = ["Plan", "PlannedStage", "StageKind", "build_plan", "describe_stage"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +141,3 @@ def _failed_shards(records: list[dict], result: RunOutput) -> list[dict]:
             "traceback": detail,
         }
     return sorted(failed.values(), key=lambda r: r["shard"])
-
-
-def load_stats(output_dir: Path) -> dict:
-    return json.loads((Path(output_dir) / "stats.json").read_text())

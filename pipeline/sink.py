@@ -54,23 +54,23 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+REJECT_COLUMN_SOURCES = {
+    "stage": REJECT_STAGE,
+    "reason": REJECT_REASON,
+    "detail": REJECT_DETAIL,
+    "score": REJECT_SCORE,
+    "duplicate_of": DUPLICATE_OF,
+}
+
+
 def rejects_view(table: pa.Table) -> pa.Table:
-    renamed = {
-        "stage": REJECT_STAGE,
-        "reason": REJECT_REASON,
-        "detail": REJECT_DETAIL,
-        "score": REJECT_SCORE,
-        "duplicate_of": DUPLICATE_OF,
-    }
-    columns = {
-        f.name: table[renamed.get(f.name, f.name)]
-        for f in REJECT_SCHEMA
-        if renamed.get(f.name, f.name) in table.column_names
-    }
-    return conform(
-        pa.table(columns) if columns else pa.table({"id": pa.nulls(table.num_rows, pa.string())}),
-        REJECT_SCHEMA,
-    )
+    """Rejected rows in the rejects layout: routing columns renamed, media and stage outputs left out."""
+    present = {}
+    for field in REJECT_SCHEMA:
+        source = REJECT_COLUMN_SOURCES.get(field.name, field.name)
+        if source in table.column_names:
+            present[field.name] = table[source]
+    return conform(pa.table(present), REJECT_SCHEMA)
 
 
 def _reject_counts(rejects: pa.Table) -> str:
