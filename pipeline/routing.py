@@ -19,6 +19,7 @@ from pipeline.schema import (
     REJECT_REASON,
     REJECT_STAGE,
     ROUTING_COLUMNS,
+    set_column,
 )
 
 STAGE_RETRIES = 1
@@ -63,14 +64,12 @@ def split_active(table: pa.Table) -> tuple[pa.Table, pa.Table]:
 def _strip_media(table: pa.Table) -> pa.Table:
     for name in MEDIA_COLUMNS:
         if name in table.column_names:
-            i = table.column_names.index(name)
-            table = table.set_column(i, table.schema.field(i), pa.nulls(table.num_rows, table[name].type))
+            table = set_column(table, name, pa.nulls(table.num_rows, table[name].type))
     return table
 
 
 def _stamp_stage(table: pa.Table, stage_name: str) -> pa.Table:
-    i = table.column_names.index(REJECT_STAGE)
-    return table.set_column(i, table.schema.field(i), pa.array([stage_name] * table.num_rows, pa.string()))
+    return set_column(table, REJECT_STAGE, pa.array([stage_name] * table.num_rows, pa.string()))
 
 
 def settle(result: pa.Table, stage_name: str) -> pa.Table:
@@ -82,7 +81,6 @@ def settle(result: pa.Table, stage_name: str) -> pa.Table:
 
 
 def concat(tables: list[pa.Table]) -> pa.Table:
-    tables = [t for t in tables if t is not None]
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -95,8 +93,7 @@ def mark_failed(table: pa.Table, stage_name: str, cause: str) -> pa.Table:
         (REJECT_DETAIL, cause[-2000:], pa.string()),
         (FAILED, True, pa.bool_()),
     ):
-        i = table.column_names.index(name)
-        table = table.set_column(i, table.schema.field(i), pa.array([value] * n, typ))
+        table = set_column(table, name, pa.array([value] * n, typ))
     return _strip_media(_stamp_stage(table, stage_name))
 
 

@@ -67,6 +67,16 @@ REJECT_SCHEMA = pa.schema(
 )
 
 
+def set_column(
+    table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray, typ: pa.DataType | None = None
+) -> pa.Table:
+    """Add or replace column `name` (cast to `typ` when given)."""
+    values = values.cast(typ) if typ is not None else values
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), pa.field(name, values.type), values)
+    return table.append_column(pa.field(name, values.type), values)
+
+
 def media_list(data: list[bytes | None], paths: list[str | None]) -> pa.ListArray:
     """One-item `images` lists built column-wise; a row with neither bytes nor path gets a null list."""
     n = len(data)
@@ -87,17 +97,18 @@ def caption_messages(captions: list[str | None]) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)), items, mask=missing)
 
 
-def first_image_bytes(images: pa.ChunkedArray | pa.Array) -> list[bytes | None]:
-    """The bytes of each row's first image, copied once (no Python dicts, no intermediate array)."""
+def first_image(images: pa.ChunkedArray | pa.Array, field: str = "bytes") -> list:
+    """`field` (bytes or path) of each row's first image, copied once (no Python dicts, no intermediate
+    array of the whole struct)."""
     chunks = images.chunks if isinstance(images, pa.ChunkedArray) else [images]
-    out: list[bytes | None] = []
+    out: list = []
     for chunk in chunks:
         offsets = chunk.offsets.to_numpy()
         valid = chunk.is_valid().to_numpy(zero_copy_only=False)
         base = int(offsets[0])
-        blobs = chunk.values.slice(base, int(offsets[-1]) - base).field("bytes").to_pylist()
+        values = chunk.values.slice(base, int(offsets[-1]) - base).field(field).to_pylist()
         for i in range(len(chunk)):
-            out.append(blobs[offsets[i] - base] if valid[i] and offsets[i + 1] > offsets[i] else None)
+            out.append(values[offsets[i] - base] if valid[i] and offsets[i + 1] > offsets[i] else None)
     return out
 
 

@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from pipeline.registry import register
-from pipeline.schema import DUPLICATE_OF, MEDIA
+from pipeline.schema import DUPLICATE_OF, MEDIA, first_image, set_column
 from pipeline.stage import Column, GlobalStage, Params
-from stages.filter.columns import reject_where, set_column
+from stages.filter.columns import reject_where
 
 HASH = "image_sha256"
 REASON = "duplicate:exact_image"
@@ -35,8 +35,8 @@ class ExactImageDedup(GlobalStage):
 
     def prepare(self, table: pa.Table) -> pa.Table:
         hashes = [
-            hashlib.sha256(media[0]["bytes"]).hexdigest() if media else None
-            for media in table["images"].to_pylist()
+            hashlib.sha256(blob).hexdigest() if blob is not None else None
+            for blob in first_image(table["images"])
         ]
         return set_column(table, HASH, pa.array(hashes, pa.string()))
 

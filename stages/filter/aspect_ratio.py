@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipeline.registry import register
+from pipeline.schema import set_column
 from pipeline.stage import Column, Params, Stage, StageKind
-from stages.filter.columns import reject_where, set_column
+from stages.filter.columns import reject_where
 
 
 class AspectRatioParams(Params):

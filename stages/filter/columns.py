@@ -5,17 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.schema import REJECT_DETAIL, REJECT_REASON, REJECT_SCORE
-
-
-def set_column(
-    table: pa.Table, name: str, values: pa.Array | pa.ChunkedArray, typ: pa.DataType | None = None
-) -> pa.Table:
-    """Add or replace `name`."""
-    values = values.cast(typ) if typ is not None else values
-    if name in table.column_names:
-        return table.set_column(table.column_names.index(name), pa.field(name, values.type), values)
-    return table.append_column(pa.field(name, values.type), values)
+from pipeline.schema import REJECT_DETAIL, REJECT_REASON, REJECT_SCORE, set_column
 
 
 def reject_where(

@@ -7,13 +7,11 @@ replaces the stored bytes of images that needed normalising to RGB.
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from pipeline.registry import register
-from pipeline.schema import MEDIA, REJECT_DETAIL, REJECT_REASON, first_image_bytes, media_list
+from pipeline.schema import MEDIA, REJECT_DETAIL, REJECT_REASON, first_image, media_list, set_column
 from pipeline.stage import Column, Params, Stage, StageKind
-from stages.filter.columns import set_column
 from stages.image_decode import DEFAULT_FORMATS, DEFAULT_MAX_PIXELS, DecodeError, decode_image
 
 
@@ -42,7 +40,7 @@ class DecodeFilter(Stage):
         n = table.num_rows
         reasons = table[REJECT_REASON].to_pylist() if REJECT_REASON in table.column_names else [None] * n
         details = table[REJECT_DETAIL].to_pylist() if REJECT_DETAIL in table.column_names else [None] * n
-        data = first_image_bytes(table["images"])
+        data = first_image(table["images"])
         width, height, fmt, mode = [None] * n, [None] * n, [None] * n, [None] * n
         normalised = False
         for i, blob in enumerate(data):
@@ -55,7 +53,7 @@ class DecodeFilter(Stage):
                 data[i], normalised = decoded.normalized_bytes, True
             width[i], height[i], fmt[i], mode[i] = decoded.width, decoded.height, decoded.format, decoded.mode
         if normalised:  # rebuilding the column copies every image: only when one changed
-            paths = pc.struct_field(pc.list_element(table["images"], 0), "path").to_pylist()
+            paths = first_image(table["images"], "path")
             table = set_column(table, "images", media_list(data, paths))
         table = set_column(table, "width", pa.array(width, pa.int32()))
         table = set_column(table, "height", pa.array(height, pa.int32()))

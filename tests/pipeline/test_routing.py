@@ -86,8 +86,8 @@ def test_a_block_with_no_active_rows_still_gains_the_stage_columns():
     assert out.num_rows == 2 and out["width"].type == pa.int32() and out["width"].null_count == 2
 
 
-def test_first_image_bytes_handles_slices_chunks_nulls_and_empty_lists():
-    from pipeline.schema import first_image_bytes
+def test_first_image_handles_slices_chunks_nulls_and_empty_lists():
+    from pipeline.schema import first_image
 
     rows = [
         [{"bytes": b"a", "path": None}],
@@ -97,7 +97,7 @@ def test_first_image_bytes_handles_slices_chunks_nulls_and_empty_lists():
         [{"bytes": b"e", "path": None}, {"bytes": b"f", "path": None}],
     ]
     array = pa.array(rows, pa.list_(MEDIA))
-    assert first_image_bytes(array) == [b"a", None, None, None, b"e"]
+    assert first_image(array) == [b"a", None, None, None, b"e"]
     chunked = pa.chunked_array([array.slice(1, 3), array.slice(4, 1), array.slice(0, 1)])
-    assert first_image_bytes(chunked) == [None, None, None, b"e", b"a"]
-    assert first_image_bytes(pa.chunked_array([], pa.list_(MEDIA))) == []
+    assert first_image(chunked) == [None, None, None, b"e", b"a"]
+    assert first_image(pa.chunked_array([], pa.list_(MEDIA))) == []
