@@ -4,6 +4,14 @@ Safety: only allow-listed formats are opened; the pixel count is checked from th
 pixel is decoded (Pillow only raises above twice its limit and merely warns below); the full `load()`
 runs so truncated files fail here, not in a trainer. Images whose plain `convert("RGB")` would be wrong
 (EXIF rotation, CMYK, 16-bit, palette or alpha) are normalised to 8-bit RGB and re-encoded.
+
+Plain RGB and greyscale JPEGs, most of a web corpus, are fully decoded by libjpeg-turbo through
+simplejpeg, straight from the bytes, in its strict mode. Every scan and every block is entropy-decoded
+at full resolution, which is what finds truncated or corrupt data; the pixels are thrown away, so the
+fast integer IDCT and upsampling are used (their rounding cannot change a verdict). About 1.3x faster
+than Pillow's `load()` (bench/ingest_throughput.py). Any warning there (truncation, but also the harmless
+extra bytes many web JPEGs carry) hands the file to Pillow's `load()`, whose verdict is final: the fast
+path never changes a verdict.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -62,6 +71,23 @@ def _needs_normalising(image: Image.Image) -> bool:
     return image.getexif().get(EXIF_ORIENTATION, 1) not in (1, None)
 
 
+def _decoded_by_libjpeg(data: bytes, image: Image.Image) -> bool:
+    """True when simplejpeg decoded every pixel of a plain JPEG without a single warning."""
+    if image.format != "JPEG" or image.mode not in ("RGB", "L") or _needs_normalising(image):
+        return False
+    try:
+        simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB" if image.mode == "RGB" else "GRAY",
+            fastdct=True,
+            fastupsample=True,
+            strict=True,
+        )
+    except ValueError:
+        return False
+    return True
+
+
 def decode_image(
     data: bytes | None,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
@@ -86,7 +112,8 @@ def decode_image(
         if width <= 0 or height <= 0 or width * height > max_pixels:
             raise DecodeError("decompression_bomb", f"{width}x{height} exceeds {max_pixels} pixels")
         try:
-            image.load()
+            if not _decoded_by_libjpeg(data, image):
+                image.load()
         except Exception as exc:  # noqa: BLE001 - truncated data surfaces only here
             code = (
                 "truncated"

@@ -96,3 +96,47 @@ def test_exif_rotation_is_applied_beyond_jpeg(fmt):
     exif[0x0112] = 6
     decoded = decode_image(fx.encode(image, fmt, exif=exif.tobytes()))
     assert (decoded.width, decoded.height) == (200, 320) and decoded.normalized_bytes is not None
+
+
+def _pillow_accepts(data: bytes) -> bool:
+    try:
+        Image.open(io.BytesIO(data)).load()
+    except Exception:  # noqa: BLE001 - any failure is Pillow's "bad file" verdict
+        return False
+    return True
+
+
+def _damaged_jpegs() -> dict[str, bytes]:
+    """Ways web JPEGs go wrong; simplejpeg warns on all of them, Pillow rejects only some."""
+    good = fx.encode(fx.scene(7, 320, 240).image, "JPEG", quality=90)
+    grey = fx.encode(fx.scene(8, 320, 240).image.convert("L"), "JPEG")
+    progressive = io.BytesIO()
+    fx.scene(9, 320, 240).image.save(progressive, "JPEG", progressive=True)
+    scan = good.index(b"\xff\xda") + 200
+    return {
+        "good": good,
+        "grey": grey,
+        "progressive": progressive.getvalue(),
+        "garbage_after_eoi": good + b"\x00junk" * 10,
+        "garbage_before_eoi": good[:-2] + b"\x12\x34\x56" + good[-2:],
+        "flipped_scan_bytes": good[:scan]
+        + bytes(b ^ 0x5A for b in good[scan : scan + 40])
+        + good[scan + 40 :],
+        "cut_in_scan": good[: len(good) // 2],
+        "cut_before_eoi": good[:-2],
+        "progressive_cut": progressive.getvalue()[: len(progressive.getvalue()) * 2 // 3],
+    }
+
+
+@pytest.mark.parametrize("name", list(_damaged_jpegs()))
+def test_libjpeg_fast_path_never_changes_pillows_verdict(name):
+    data = _damaged_jpegs()[name]
+    try:
+        decoded = decode_image(data)
+    except DecodeError:
+        decoded = None
+    assert (decoded is not None) == _pillow_accepts(data)
+    if name in ("good", "grey", "progressive", "garbage_after_eoi"):
+        assert decoded is not None and decoded.normalized_bytes is None
+    if name in ("cut_in_scan", "progressive_cut"):
+        assert _code(data) == "truncated"
