@@ -31,15 +31,20 @@ def _cmd_plan(args: argparse.Namespace, console: Console) -> int:
     description = {
         "manifest": str(plan.manifest.path),
         "output": str(plan.output_dir),
-        "stages": [{"stage": p.label, **describe_stage(p.stage)} for p in plan.sources + plan.steps],
+        "stages": [
+            {"stage": p.label, "runs": p.stage.name, "companion": p.companion, **describe_stage(p.stage)}
+            for p in plan.sources + plan.steps
+        ],
         "output_columns": {f.name: str(f.type) for f in plan.schema},
     }
     if args.format == "json":
         console.out(json.dumps(description, indent=2))
         return 0
     for i, stage in enumerate(description["stages"]):
+        step = f" then {stage['runs']} over its scores" if stage["companion"] else ""
         console.print(
-            f"[bold]{i}. {stage['stage']}[/bold] ({stage['kind']}{', global barrier' if stage['global_barrier'] else ''})"
+            f"[bold]{i}. {stage['stage']}[/bold]{step} ({stage['kind']}"
+            f"{', global barrier' if stage['global_barrier'] else ''})"
         )
         console.print(f"   params:    {json.dumps(stage['params'])}")
         console.print(f"   requires:  {', '.join(f'{k}: {v}' for k, v in stage['requires'].items()) or '-'}")

@@ -106,10 +106,12 @@ def _leaf_paths(field: pa.Field, prefix: str = "") -> list[str]:
 
 
 def _write_options(schema: pa.Schema) -> dict:
-    """zstd everywhere except media bytes, which are JPEG/PNG/WebP already: compressing them costs time for
-    nothing, and so does trying to dictionary-encode them."""
+    """zstd everywhere except media bytes, which are JPEG/PNG/WebP already, and embeddings (fixed-size
+    binary of float16, near-random bytes): compressing them costs time for nothing, and so does trying to
+    dictionary-encode them."""
     leaves = [leaf for field in schema for leaf in _leaf_paths(field)]
     media = {leaf for leaf in leaves if leaf.split(".")[0] in MEDIA_COLUMNS and leaf.endswith(".bytes")}
+    media |= {field.name for field in schema if pa.types.is_fixed_size_binary(field.type)}
     return {
         "compression": {leaf: ("none" if leaf in media else "zstd") for leaf in leaves},
         "use_dictionary": [leaf for leaf in leaves if leaf not in media],

@@ -136,7 +136,7 @@ def written(
 
 
 def _is_task_stage(planned: PlannedStage) -> bool:
-    return not isinstance(planned.stage, GlobalStage) and not type(planned.stage).resources.actor_pool
+    return not isinstance(planned.stage, GlobalStage) and not planned.stage.resources.actor_pool
 
 
 def _task_runner(planned: PlannedStage, counter) -> Callable[[pa.Table], pa.Table]:
@@ -177,7 +177,7 @@ def _actor_stage(ds, planned: PlannedStage, counter):
     from ray.data import ActorPoolStrategy
 
     stage, label = planned.stage, planned.label
-    resources = type(stage).resources
+    resources = stage.resources
     return ds.map_batches(
         type(label, (_ActorStage,), {}),
         fn_constructor_args=(stage, label, counter),
@@ -212,7 +212,7 @@ def _global_stage(ds, planned: PlannedStage, counter):
         return run_on_active(batch, label, lambda active: stage.apply(active, resolved))
 
     return ds.map_batches(
-        _named(flushed(counter, counted(counter, label, apply)), f"{label}:apply"),
+        _named(flushed(counter, counted(counter, label, apply, not planned.companion)), f"{label}:apply"),
         batch_format="pyarrow",
         batch_size=None,
     )
@@ -256,10 +256,10 @@ def execute(plan: Plan, layout: OutputLayout, run_id: str | None = None, counter
         head = group[0]
         if isinstance(head.stage, GlobalStage):
             ds = _global_stage(ds, head, counter)
-        elif type(head.stage).resources.actor_pool:
+        elif head.stage.resources.actor_pool:
             ds = _actor_stage(ds, head, counter)
         else:
-            cpus = max(type(p.stage).resources.cpus for p in group)
+            cpus = max(p.stage.resources.cpus for p in group)
             run = flushed(counter, fused(group, counter))
             ds = ds.map_batches(run, batch_format="pyarrow", batch_size=None, num_cpus=cpus)
     records_ds = (

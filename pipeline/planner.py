@@ -26,6 +26,7 @@ class PlannedStage:
     spec: StageSpec
     stage: Stage
     label: str
+    companion: bool = False  # a global step the stage under this label asked for (see Stage.companion)
 
     @property
     def name(self) -> str:
@@ -42,15 +43,15 @@ class Plan:
 
     @property
     def labels(self) -> list[str]:
-        return [p.label for p in self.sources + self.steps]
+        """Every label once, in order: a companion step reports under its stage's label."""
+        return list(dict.fromkeys(p.label for p in self.sources + self.steps))
 
 
 def _check_columns(planned: list[PlannedStage]) -> list[str]:
     problems: list[str] = []
     available: dict[str, pa.DataType] = {}
     for item in planned:
-        cls = type(item.stage)
-        for column in cls.requires:
+        for column in item.stage.requires:
             have = available.get(column.name)
             if have is None:
                 problems.append(
@@ -62,7 +63,7 @@ def _check_columns(planned: list[PlannedStage]) -> list[str]:
                     f"{item.spec.key} ({item.name}): requires {column.name!r} as {column.type}, "
                     f"upstream produces {have}"
                 )
-        for column in cls.produces:
+        for column in item.stage.produces:
             available[column.name] = column.type
     return problems
 
@@ -76,6 +77,13 @@ def _check_output(output_dir: Path) -> list[str]:
     if not os.access(existing, os.W_OK):
         return [f"output: {existing} is not writable"]
     return []
+
+
+def _companions(planned: PlannedStage) -> tuple[PlannedStage, ...]:
+    companion = planned.stage.companion()
+    return (
+        () if companion is None else (PlannedStage(planned.spec, companion, planned.label, companion=True),)
+    )
 
 
 def build_plan(manifest: Manifest, output: str | None = None) -> Plan:
@@ -93,7 +101,7 @@ def build_plan(manifest: Manifest, output: str | None = None) -> Plan:
     ]
 
     sources = [p for p in planned if isinstance(p.stage, SourceStage)]
-    steps = [p for p in planned if not isinstance(p.stage, SourceStage)]
+    steps = [step for p in planned if not isinstance(p.stage, SourceStage) for step in (p, *_companions(p))]
     if not sources:
         problems.append("stages: the first stage must be a source (ingest.* or synth.*)")
     last_source = max((i for i, p in enumerate(planned) if isinstance(p.stage, SourceStage)), default=-1)
@@ -115,7 +123,7 @@ def build_plan(manifest: Manifest, output: str | None = None) -> Plan:
     if problems:
         raise ManifestError(problems)
 
-    produced = [pa.field(c.name, c.type) for p in planned for c in type(p.stage).produces]
+    produced = [pa.field(c.name, c.type) for p in planned for c in p.stage.produces]
     return Plan(
         manifest=manifest,
         sources=tuple(sources),
@@ -127,16 +135,16 @@ def build_plan(manifest: Manifest, output: str | None = None) -> Plan:
 
 def describe_stage(stage: Stage) -> dict:
     """A stage's contract as plain data, for `pipeline plan`."""
-    cls = type(stage)
     return {
-        "kind": cls.kind.value,
+        "kind": stage.kind.value,
         "params": stage.params.model_dump(mode="json"),
-        "requires": {c.name: str(c.type) for c in cls.requires},
-        "produces": {c.name: str(c.type) for c in cls.produces},
+        "requires": {c.name: str(c.type) for c in stage.requires},
+        "produces": {c.name: str(c.type) for c in stage.produces},
         "resources": {
-            "cpus": cls.resources.cpus,
-            "gpus": cls.resources.gpus,
-            "actor_pool": cls.resources.actor_pool,
+            "cpus": stage.resources.cpus,
+            "gpus": stage.resources.gpus,
+            "actor_pool": stage.resources.actor_pool,
+            "num_actors": stage.resources.num_actors,
         },
         "global_barrier": isinstance(stage, GlobalStage),
     }

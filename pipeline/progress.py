@@ -135,8 +135,11 @@ class ProgressReporter:
             self._thread.join(timeout=5)
 
 
-def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
-    """Wrap a batch function so that it reports rows in, rows rejected and seconds to the progress actor."""
+def counted(
+    counter, label: str, fn: Callable[[pa.Table], pa.Table], rows_in: bool = True
+) -> Callable[[pa.Table], pa.Table]:
+    """Wrap a batch function so that it reports rows in, rows rejected and seconds to the progress actor;
+    a second step under the same label (`rows_in=False`) adds its rejects without counting rows twice."""
 
     def run(batch: pa.Table) -> pa.Table:
         started = time.perf_counter()
@@ -145,7 +148,7 @@ def counted(counter, label: str, fn: Callable[[pa.Table], pa.Table]) -> Callable
         after = count_active(result)
         counts = tally(counter)
         if counts is not None:
-            counts.add(label, before, before - after, time.perf_counter() - started)
+            counts.add(label, before if rows_in else 0, before - after, time.perf_counter() - started)
         return result
 
     return run

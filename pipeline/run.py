@@ -62,7 +62,7 @@ def run_manifest(
         result.records,
         result.source_of_shard,
         [s.label for s in plan.sources],
-        [s.label for s in plan.steps],
+        [s.label for s in plan.steps if not s.companion],
         busy_seconds,
     )
     kept = sum(r["rows"] for r in files if r["kind"] == "data")

@@ -72,7 +72,9 @@ class StageContext:
 
 
 class Stage:
-    """Base class. Subclasses set the class attributes and override the hooks of their kind.
+    """Base class. Subclasses set the class attributes and override the hooks of their kind; a stage
+    whose columns or resources depend on its params (a model's embedding size, a GPU) sets the same
+    names on the instance in `__init__`.
 
     Filters set `reject_reason` (and optionally `reject_detail`, `reject_score`, `duplicate_of`) on rows
     they reject and keep their score columns; the executor routes those rows to the rejects.
@@ -102,6 +104,11 @@ class Stage:
     def check(self) -> list[str]:
         """Problems found before any work starts (missing paths, ...), as `param: message` strings."""
         return []
+
+    def companion(self) -> GlobalStage | None:
+        """A global step the planner runs right after this stage, under the same label: a threshold
+        that needs the whole dataset's scores (a keep fraction) cannot be decided batch by batch."""
+        return None
 
 
 class SourceStage(Stage):

@@ -88,12 +88,8 @@ def _decoded_by_libjpeg(data: bytes, image: Image.Image) -> bool:
     return True
 
 
-def decode_image(
-    data: bytes | None,
-    formats: tuple[str, ...] = DEFAULT_FORMATS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> DecodedImage:
-    """Fully decode `data`; raises DecodeError with a specific code for every way it can be bad."""
+def _open_checked(data: bytes | None, formats: tuple[str, ...], max_pixels: int) -> Image.Image:
+    """Open (header only), enforcing the allow-list and the pixel limit before any pixel is decoded."""
     if not data:
         raise DecodeError("empty_file", "zero bytes")
     with warnings.catch_warnings():
@@ -106,31 +102,68 @@ def decode_image(
             raise DecodeError("decompression_bomb", str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any parser failure is a bad file, not a crash
             raise DecodeError("decode_failed", f"{type(exc).__name__}: {exc}") from None
-        if image.format not in formats:
-            raise DecodeError("format_not_allowed", f"{image.format} not in {list(formats)}")
-        width, height = image.size
-        if width <= 0 or height <= 0 or width * height > max_pixels:
-            raise DecodeError("decompression_bomb", f"{width}x{height} exceeds {max_pixels} pixels")
-        try:
-            if not _decoded_by_libjpeg(data, image):
-                image.load()
-        except Exception as exc:  # noqa: BLE001 - truncated data surfaces only here
-            code = (
-                "truncated"
-                if "truncated" in str(exc).lower() or isinstance(exc, EOFError)
-                else "decode_failed"
-            )
-            raise DecodeError(code, f"{type(exc).__name__}: {exc}") from None
-        fmt, mode = image.format, image.mode
-        if not _needs_normalising(image):
-            return DecodedImage(width, height, fmt, mode, None)
-        try:
-            rgb = _to_rgb(ImageOps.exif_transpose(image))
-        except Exception as exc:  # noqa: BLE001
-            raise DecodeError("decode_failed", f"normalising {mode}: {type(exc).__name__}: {exc}") from None
+    if image.format not in formats:
+        raise DecodeError("format_not_allowed", f"{image.format} not in {list(formats)}")
+    width, height = image.size
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        raise DecodeError("decompression_bomb", f"{width}x{height} exceeds {max_pixels} pixels")
+    return image
+
+
+def _load(image: Image.Image) -> None:
+    try:
+        image.load()
+    except Exception as exc:  # noqa: BLE001 - truncated data surfaces only here
+        truncated = "truncated" in str(exc).lower() or isinstance(exc, EOFError)
+        raise DecodeError(
+            "truncated" if truncated else "decode_failed", f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _normalised(image: Image.Image) -> Image.Image:
+    try:
+        return _to_rgb(ImageOps.exif_transpose(image))
+    except Exception as exc:  # noqa: BLE001
+        raise DecodeError("decode_failed", f"normalising {image.mode}: {type(exc).__name__}: {exc}") from None
+
+
+def decode_image(
+    data: bytes | None,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedImage:
+    """Fully decode `data`; raises DecodeError with a specific code for every way it can be bad."""
+    image = _open_checked(data, formats, max_pixels)
+    width, height = image.size
+    if not _decoded_by_libjpeg(data, image):  # type: ignore[arg-type]
+        _load(image)
+    fmt, mode = image.format, image.mode
+    if not _needs_normalising(image):
+        return DecodedImage(width, height, fmt, mode, None)
+    rgb = _normalised(image)
     buffer = io.BytesIO()
     if fmt == "JPEG":
         rgb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     else:
         rgb.save(buffer, format="PNG")
     return DecodedImage(rgb.width, rgb.height, fmt, mode, buffer.getvalue())
+
+
+def open_rgb(
+    data: bytes | None,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int | None = None,
+) -> Image.Image:
+    """The pixels a model sees: the same checks as `decode_image`, then 8-bit RGB with the same
+    normalisation (rotation, alpha on white, 16-bit scaled), so every stage sees one image.
+
+    `min_side` lets libjpeg decode a JPEG at 1/2, 1/4 or 1/8 scale (its DCT scaling) as long as both
+    sides stay at least that large: a model that resizes to 224 or 64 pixels gets nearly the same input
+    for a fraction of the decoding.
+    """
+    image = _open_checked(data, formats, max_pixels)
+    if min_side and image.format == "JPEG":
+        image.draft(image.mode, (min_side, min_side))
+    _load(image)
+    return _normalised(image) if _needs_normalising(image) else image.convert("RGB")

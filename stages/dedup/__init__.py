@@ -1,1 +1,1 @@
-from stages.dedup import exact_image  # noqa: F401
+from stages.dedup import exact_caption, exact_image, minhash_caption, phash_image  # noqa: F401

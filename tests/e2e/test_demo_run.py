@@ -22,6 +22,7 @@ def demo(tmp_path_factory, ray_session):
     root = tmp_path_factory.mktemp("demo")
     (root / "manifests").mkdir()
     shutil.copy(REPO / "manifests" / "demo.yaml", root / "manifests" / "demo.yaml")
+    (root / "models").symlink_to(REPO / "models")  # the demo's CLIP model, by the manifest's relative path
     expected = build_demo_inputs(root / ".demo" / "inputs")
     return root, expected
 

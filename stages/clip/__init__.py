@@ -1,0 +1,1 @@
+"""CLIP scoring, and the project's own tiny CLIP model for offline tests and the demo."""

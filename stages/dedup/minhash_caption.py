@@ -1,0 +1,175 @@
+"""`dedup.minhash_caption`: near-duplicate captions across the whole dataset, by MinHash LSH.
+
+Signatures are datasketch's (`minhash_signature`), computed per batch in `prepare`. The summary then runs
+as plain Ray tasks over hash partitions (`exchange`): band buckets are shuffled so that each bucket is
+handled in one place; each bucket yields candidate pairs (every member with the bucket's smallest id
+and with its neighbour in id order, so a bucket of k rows costs O(k), not O(k^2)); candidates are kept
+only when the estimated Jaccard of their signatures reaches the threshold; verified edges become
+clusters through distributed connected components; each cluster keeps one row (`clusters`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from pipeline.registry import register
+from pipeline.schema import set_column
+from pipeline.stage import Column, GlobalStage, Params
+from stages.dedup.clusters import KEEPER_SCHEMA, SCORE, apply_keepers, choose_keepers
+from stages.dedup.components import DEFAULT_LOCAL_LIMIT, connected_components
+from stages.dedup.exchange import cluster_parts, concat, exchange
+from stages.dedup.minhash_signature import MinHasher, band_keys, estimated_jaccard, lsh_params
+
+SIGNATURE = "_minhash"
+BANDS = "_minhash_bands"
+CLUSTER = "caption_dup_cluster"
+REASON = "duplicate:minhash_caption"
+
+
+class MinHashCaptionParams(Params):
+    threshold: float = Field(
+        0.7, gt=0, lt=1, description="Jaccard similarity that makes two captions duplicates"
+    )
+    num_perm: int = Field(256, ge=16, le=1024, description="MinHash permutations")
+    ngram: int = Field(5, ge=1, description="shingle length, in words or characters")
+    unit: Literal["word", "char"] = Field("word", description="shingle unit")
+    seed: int = Field(1, ge=0, description="permutation seed (datasketch's `seed`)")
+    bands: int | None = Field(
+        None, ge=1, description="LSH bands; default: datasketch's optimum for threshold"
+    )
+    rows: int | None = Field(None, ge=1, description="rows per band; set with `bands`")
+    local_limit: int = Field(
+        DEFAULT_LOCAL_LIMIT, ge=0, description="edges below which components run in one process"
+    )
+
+    @model_validator(mode="after")
+    def _banding(self) -> MinHashCaptionParams:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both bands and rows, or neither")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows ({self.bands * self.rows}) exceeds num_perm ({self.num_perm})")
+        return self
+
+
+def _fixed_width(rows: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Each row of a 2-D array as one fixed-size binary value; null where `valid` is false."""
+    validity = pa.array(valid, pa.bool_()).buffers()[1]
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(rows.shape[1] * rows.itemsize),
+        len(valid),
+        [validity, pa.py_buffer(np.ascontiguousarray(rows).tobytes())],
+        null_count=int(len(valid) - np.count_nonzero(valid)),
+    )
+
+
+def _bucket_rows(table: pa.Table, bands: int) -> pa.Table:
+    """One (bucket, id) row per band of every row that has a signature."""
+    valid = table.filter(table[BANDS].is_valid())
+    keys = np.frombuffer(b"".join(valid[BANDS].to_pylist()), np.uint64).reshape(-1, bands)
+    ids = np.repeat(np.array(valid["id"].to_pylist(), dtype=object), bands)
+    return pa.table({"bucket": pa.array(keys.ravel(), pa.uint64()), "id": pa.array(ids, pa.string())})
+
+
+def _candidates(*pieces: pa.Table) -> pa.Table:
+    """Pairs within each bucket: every member with the smallest, and with its predecessor."""
+    rows = concat(*pieces)
+    pairs: set[tuple[str, str]] = set()
+    if rows.num_rows:
+        rows = rows.sort_by([("bucket", "ascending"), ("id", "ascending")])
+        buckets, ids = rows["bucket"].to_numpy(), rows["id"].to_pylist()
+        starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+        for start, stop in zip(starts, np.r_[starts[1:], len(ids)], strict=True):
+            members = sorted(set(ids[start:stop]))
+            for previous, member in itertools.pairwise(members):
+                pairs.add((members[0], member))
+                pairs.add((previous, member))
+    return pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]}, schema=_PAIRS)
+
+
+_PAIRS = pa.schema([("a", pa.string()), ("b", pa.string())])
+
+
+def _signatures(table: pa.Table) -> pa.Table:
+    return table.select(["id", SIGNATURE]).filter(table[SIGNATURE].is_valid())
+
+
+def _attach(signatures: pa.Table, side: str, *pieces: pa.Table) -> pa.Table:
+    """Candidate pairs with the signature of their `side` end (pairs and signatures share a partition)."""
+    pairs = concat(*pieces) if pieces else _PAIRS.empty_table()
+    lookup = dict(zip(signatures["id"].to_pylist(), signatures[SIGNATURE].to_pylist(), strict=True))
+    values = [lookup[i] for i in pairs[side].to_pylist()]
+    return pairs.append_column(f"sig_{side}", pa.array(values, signatures[SIGNATURE].type))
+
+
+def _verified(signatures: pa.Table, threshold: float, num_perm: int, *pieces: pa.Table) -> pa.Table:
+    """Edges whose estimated Jaccard reaches the threshold."""
+    pairs = _attach(signatures, "b", *pieces) if pieces else None
+    if pairs is None or pairs.num_rows == 0:
+        return _PAIRS.empty_table()
+    sig_a = np.frombuffer(b"".join(pairs["sig_a"].to_pylist()), np.uint32).reshape(-1, num_perm)
+    sig_b = np.frombuffer(b"".join(pairs["sig_b"].to_pylist()), np.uint32).reshape(-1, num_perm)
+    keep = estimated_jaccard(sig_a, sig_b) >= threshold
+    return pairs.select(["a", "b"]).filter(pa.array(keep))
+
+
+@register
+class MinHashCaptionDedup(GlobalStage):
+    name = "dedup.minhash_caption"
+    Params = MinHashCaptionParams
+    requires = (Column("caption", pa.string()),)
+    produces = (Column(CLUSTER, pa.string()),)
+
+    def __init__(self, params: MinHashCaptionParams, context=None):
+        super().__init__(params, context)
+        self.bands, self.rows = (
+            (params.bands, params.rows) if params.bands else lsh_params(params.threshold, params.num_perm)
+        )
+        self.hasher = MinHasher(params.num_perm, params.seed)
+
+    def prepare(self, table: pa.Table) -> pa.Table:
+        p = self.params
+        signatures, has = self.hasher.signatures(table["caption"].to_pylist(), p.ngram, p.unit)
+        keys = band_keys(signatures, self.bands, self.rows)
+        table = set_column(table, SIGNATURE, _fixed_width(signatures, has))
+        return set_column(table, BANDS, _fixed_width(keys, has))
+
+    def summarize(self, dataset) -> pa.Table:
+        import ray
+
+        parts, p = cluster_parts(), self.params
+        columns = ["id", SIGNATURE, BANDS] + ([SCORE] if SCORE in dataset.schema().names else [])
+        refs = list(dataset.select_columns(columns).to_arrow_refs())
+        merge = ray.remote(concat)
+        buckets = [ray.remote(_bucket_rows).remote(ref, self.bands) for ref in refs]
+        candidates = [
+            ray.remote(_candidates).remote(*pieces) for pieces in exchange(buckets, "bucket", parts)
+        ]
+        signature_rows = [ray.remote(_signatures).remote(ref) for ref in refs]
+        signatures = [merge.remote(*pieces) for pieces in exchange(signature_rows, "id", parts)]
+        attach, verify = ray.remote(_attach), ray.remote(_verified)
+        with_a = [
+            attach.remote(signatures[i], "a", *pieces)
+            for i, pieces in enumerate(exchange(candidates, "a", parts))
+        ]
+        edges = [
+            verify.remote(signatures[i], p.threshold, p.num_perm, *pieces)
+            for i, pieces in enumerate(exchange(with_a, "b", parts))
+        ]
+        assignment = connected_components(edges, p.local_limit, parts)
+        scores = (
+            [ray.remote(lambda t: t.select(["id", SCORE])).remote(ref) for ref in refs]
+            if SCORE in columns
+            else []
+        )
+        if not assignment.count():
+            return KEEPER_SCHEMA.empty_table()
+        return choose_keepers(list(assignment.to_arrow_refs()), scores, parts)
+
+    def apply(self, table: pa.Table, summary: pa.Table) -> pa.Table:
+        detail = f"caption Jaccard >= {self.params.threshold} (MinHash estimate) with"
+        return apply_keepers(table, summary, CLUSTER, REASON, detail)
