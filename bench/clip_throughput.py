@@ -6,8 +6,8 @@ alternating, per model:
 
 - bare: `encode_image` + `encode_text` + normalise + dot on already preprocessed tensors and tokens of
   the stage's batch size, in this process, with the same torch thread count as the stage's actor;
-- stage: a fresh `pipeline run` of ingest.webdataset -> filter.clip_score over real-sized JPEGs
-  (640x480, the ingest benchmark's corpus). The stage rate is rows / the seconds the actor spent in the
+- stage: a fresh `pipeline run` of ingest.webdataset -> filter.clip_score over JPEGs of `--side`
+  (640: 640x480 photos; 256: 256x256, img2dataset's default output size). The stage rate is rows / the seconds the actor spent in the
   stage (stats.json `funnel[].seconds`: decode, preprocess, tokenise, forward); the end-to-end rate
   divides by the whole execution instead (it adds the model load in the actor and the ingest).
 
@@ -92,9 +92,10 @@ def captions_of(tars: list[Path]) -> list[str]:
     return captions
 
 
-def bench_model(name: str, workdir: Path, rounds: int) -> dict:
+def bench_model(name: str, workdir: Path, rounds: int, side: int) -> dict:
     model, pretrained, pairs, batch = MODELS[name]
-    tars = build_corpus(workdir / f"corpus-{pairs}", pairs, max(1, pairs // 500))
+    width, height = (640, 480) if side == 640 else (side, side)
+    tars = build_corpus(workdir / f"corpus-{pairs}-{side}", pairs, max(1, pairs // 500), width, height)
     images, captions = load_images(tars), captions_of(tars)
     manifest = write_manifest(workdir, tars[0].parent, model, pretrained, batch)
     runs = []
@@ -120,6 +121,7 @@ def bench_model(name: str, workdir: Path, rounds: int) -> dict:
     end_to_end = statistics.mean(r["end_to_end_pairs_per_s"] for r in runs if r["kind"] == "stage")
     return {
         "model": name,
+        "image_size": f"{width}x{height}",
         "pairs": pairs,
         "batch_size": batch,
         "bare_pairs_per_s": round(bare, 2),
@@ -135,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--side", type=int, default=640, choices=[640, 256], help="640x480 or 256x256 JPEGs")
     parser.add_argument("--workdir", type=Path, default=REPO / "bench_out" / "clip")
     args = parser.parse_args(argv)
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    results = [bench_model(name, workdir, args.rounds) for name in args.models]
+    results = [bench_model(name, workdir, args.rounds, args.side) for name in args.models]
     print(f"\n{'model':<10}{'batch':>6}{'bare':>10}{'stage':>10}{'ratio':>8}{'end-to-end':>12}{'ratio':>8}")
     for r in results:
         verdict = "PASS" if r["ratio_stage"] >= TARGET_RATIO else "FAIL"
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['model']:<10}{r['batch_size']:>6}{r['bare_pairs_per_s']:>10.1f}{r['stage_pairs_per_s']:>10.1f}"
             f"{r['ratio_stage']:>8.2f}{r['end_to_end_pairs_per_s']:>12.1f}{r['ratio_end_to_end']:>8.2f}  {verdict}"
         )
-    out = workdir / "clip_throughput.json"
+    out = workdir / f"clip_throughput-{args.side}.json"
     command = " ".join([".venv/bin/python -m bench.clip_throughput", *(argv or sys.argv[1:])])
     out.write_text(json.dumps({"command": command, "machine": machine(), "results": results}, indent=2))
     print(f"results: {out}")

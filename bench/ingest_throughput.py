@@ -50,20 +50,22 @@ _IMAGES: list[bytes] = []  # the baseline corpus, set in the parent before the p
 # ---------------------------------------------------------------- corpus
 
 
-def _build_shard(task: tuple[str, int, int]) -> int:
+def _build_shard(task: tuple[str, int, int, int, int]) -> int:
     """One tar of images start..stop-1; seeds are the image index, so every image is distinct."""
-    path, start, stop = task
+    path, start, stop, width, height = task
     members: list[tuple[str, bytes]] = []
     for i in range(start, stop):
-        drawn = scene(i, WIDTH, HEIGHT)
+        drawn = scene(i, width, height)
         members += pair_members(f"{i:09d}", encode(drawn.image, "JPEG", quality=QUALITY), drawn.caption)
     write_tar(Path(path), members)
     return stop - start
 
 
-def build_corpus(corpus: Path, images: int, shards: int) -> list[Path]:
+def build_corpus(
+    corpus: Path, images: int, shards: int, width: int = WIDTH, height: int = HEIGHT
+) -> list[Path]:
     """Build the tars, or reuse them when corpus.json (written last) matches the request."""
-    meta = {"images": images, "shards": shards, "width": WIDTH, "height": HEIGHT, "quality": QUALITY}
+    meta = {"images": images, "shards": shards, "width": width, "height": height, "quality": QUALITY}
     meta_path = corpus / "corpus.json"
     tars = [corpus / f"{i:05d}.tar" for i in range(shards)]
     if meta_path.is_file() and json.loads(meta_path.read_text()) == meta and all(t.is_file() for t in tars):
@@ -72,7 +74,7 @@ def build_corpus(corpus: Path, images: int, shards: int) -> list[Path]:
     shutil.rmtree(corpus, ignore_errors=True)
     corpus.mkdir(parents=True)
     bounds = [images * i // shards for i in range(shards + 1)]
-    tasks = [(str(t), bounds[i], bounds[i + 1]) for i, t in enumerate(tars)]
+    tasks = [(str(t), bounds[i], bounds[i + 1], width, height) for i, t in enumerate(tars)]
     started = time.perf_counter()
     with mp.get_context("fork").Pool(os.cpu_count()) as pool:
         built = sum(pool.imap_unordered(_build_shard, tasks))
