@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from pipeline.registry import register
 from pipeline.schema import set_column
 from pipeline.stage import Column, GlobalStage, Params
-from stages.dedup.clusters import KEEPER_SCHEMA, SCORE, apply_keepers, choose_keepers
+from stages.dedup.clusters import SCORE, apply_keepers, choose_keepers
 from stages.dedup.components import DEFAULT_LOCAL_LIMIT, connected_components
 from stages.dedup.exchange import cluster_parts, concat, exchange
 from stages.dedup.minhash_signature import MinHasher, band_keys, estimated_jaccard, lsh_params
@@ -166,8 +166,6 @@ class MinHashCaptionDedup(GlobalStage):
             if SCORE in columns
             else []
         )
-        if not assignment.count():
-            return KEEPER_SCHEMA.empty_table()
         return choose_keepers(list(assignment.to_arrow_refs()), scores, parts)
 
     def apply(self, table: pa.Table, summary: pa.Table) -> pa.Table:
