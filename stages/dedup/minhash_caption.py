@@ -10,11 +10,11 @@ clusters through distributed connected components; each cluster keeps one row (`
 
 from __future__ import annotations
 
-import itertools
 from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipeline.registry import register
@@ -67,28 +67,54 @@ def _fixed_width(rows: np.ndarray, valid: np.ndarray) -> pa.Array:
     )
 
 
+def _fixed_rows(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
+    """A fixed-size binary column as a 2-D numpy array, straight from its data buffer (no nulls)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = array.type.byte_width
+    data = np.frombuffer(array.buffers()[1], np.uint8)[
+        array.offset * width : (array.offset + len(array)) * width
+    ]
+    return data.view(dtype).reshape(len(array), -1)
+
+
 def _bucket_rows(table: pa.Table, bands: int) -> pa.Table:
     """One (bucket, id) row per band of every row that has a signature."""
     valid = table.filter(table[BANDS].is_valid())
-    keys = np.frombuffer(b"".join(valid[BANDS].to_pylist()), np.uint64).reshape(-1, bands)
-    ids = np.repeat(np.array(valid["id"].to_pylist(), dtype=object), bands)
-    return pa.table({"bucket": pa.array(keys.ravel(), pa.uint64()), "id": pa.array(ids, pa.string())})
+    keys = _fixed_rows(valid[BANDS], np.uint64)
+    rows = np.repeat(np.arange(valid.num_rows), bands)
+    return pa.table({"bucket": pa.array(keys.ravel(), pa.uint64()), "id": valid["id"].take(rows)})
 
 
 def _candidates(*pieces: pa.Table) -> pa.Table:
-    """Pairs within each bucket: every member with the smallest, and with its predecessor."""
+    """Pairs within each bucket of two or more: every member with the smallest, and with its predecessor.
+
+    Vectorised: singleton buckets (nearly all) are dropped with one count, ids become integer codes, and
+    pairs are deduplicated as int64 keys; no Python loop over buckets."""
     rows = concat(*pieces)
-    pairs: set[tuple[str, str]] = set()
-    if rows.num_rows:
-        rows = rows.sort_by([("bucket", "ascending"), ("id", "ascending")])
-        buckets, ids = rows["bucket"].to_numpy(), rows["id"].to_pylist()
-        starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-        for start, stop in zip(starts, np.r_[starts[1:], len(ids)], strict=True):
-            members = sorted(set(ids[start:stop]))
-            for previous, member in itertools.pairwise(members):
-                pairs.add((members[0], member))
-                pairs.add((previous, member))
-    return pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]}, schema=_PAIRS)
+    if rows.num_rows == 0:
+        return _PAIRS.empty_table()
+    buckets = rows["bucket"].to_numpy()
+    _, inverse, counts = np.unique(buckets, return_inverse=True, return_counts=True)
+    rows = rows.filter(pa.array(counts[inverse] > 1))
+    if rows.num_rows == 0:
+        return _PAIRS.empty_table()
+    names, codes = np.unique(rows["id"].to_numpy(zero_copy_only=False), return_inverse=True)
+    order = np.lexsort((codes, rows["bucket"].to_numpy()))
+    bucket, code = rows["bucket"].to_numpy()[order], codes[order]
+    new = np.r_[True, bucket[1:] != bucket[:-1]]
+    first = code[np.maximum.accumulate(np.where(new, np.arange(len(code)), 0))]
+    previous = np.r_[code[:1], code[:-1]]
+    a = np.concatenate([first[~new], previous[~new]])
+    b = np.concatenate([code[~new], code[~new]])
+    distinct = a != b  # the same id twice in a bucket cannot happen, but a chain step may repeat `first`
+    pairs = np.unique(a[distinct].astype(np.int64) * len(names) + b[distinct])
+    return pa.table(
+        {
+            "a": pa.array(names[pairs // len(names)], pa.string()),
+            "b": pa.array(names[pairs % len(names)], pa.string()),
+        },
+        schema=_PAIRS,
+    )
 
 
 _PAIRS = pa.schema([("a", pa.string()), ("b", pa.string())])
@@ -101,20 +127,17 @@ def _signatures(table: pa.Table) -> pa.Table:
 def _attach(signatures: pa.Table, side: str, *pieces: pa.Table) -> pa.Table:
     """Candidate pairs with the signature of their `side` end (pairs and signatures share a partition)."""
     pairs = concat(*pieces) if pieces else _PAIRS.empty_table()
-    lookup = dict(zip(signatures["id"].to_pylist(), signatures[SIGNATURE].to_pylist(), strict=True))
-    values = [lookup[i] for i in pairs[side].to_pylist()]
-    return pairs.append_column(f"sig_{side}", pa.array(values, signatures[SIGNATURE].type))
+    position = pc.index_in(pairs[side], value_set=signatures["id"])
+    return pairs.append_column(f"sig_{side}", signatures[SIGNATURE].take(position))
 
 
-def _verified(signatures: pa.Table, threshold: float, num_perm: int, *pieces: pa.Table) -> pa.Table:
+def _verified(signatures: pa.Table, threshold: float, *pieces: pa.Table) -> pa.Table:
     """Edges whose estimated Jaccard reaches the threshold."""
     pairs = _attach(signatures, "b", *pieces) if pieces else None
     if pairs is None or pairs.num_rows == 0:
         return _PAIRS.empty_table()
-    sig_a = np.frombuffer(b"".join(pairs["sig_a"].to_pylist()), np.uint32).reshape(-1, num_perm)
-    sig_b = np.frombuffer(b"".join(pairs["sig_b"].to_pylist()), np.uint32).reshape(-1, num_perm)
-    keep = estimated_jaccard(sig_a, sig_b) >= threshold
-    return pairs.select(["a", "b"]).filter(pa.array(keep))
+    keep = estimated_jaccard(_fixed_rows(pairs["sig_a"], np.uint32), _fixed_rows(pairs["sig_b"], np.uint32))
+    return pairs.select(["a", "b"]).filter(pa.array(keep >= threshold))
 
 
 @register
@@ -157,7 +180,7 @@ class MinHashCaptionDedup(GlobalStage):
             for i, pieces in enumerate(exchange(candidates, "a", parts))
         ]
         edges = [
-            verify.remote(signatures[i], p.threshold, p.num_perm, *pieces)
+            verify.remote(signatures[i], p.threshold, *pieces)
             for i, pieces in enumerate(exchange(with_a, "b", parts))
         ]
         assignment = connected_components(edges, p.local_limit, parts)
