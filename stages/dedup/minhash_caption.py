@@ -39,6 +39,12 @@ class MinHashCaptionParams(Params):
     ngram: int = Field(5, ge=1, description="shingle length, in words or characters")
     unit: Literal["word", "char"] = Field("word", description="shingle unit")
     seed: int = Field(1, ge=0, description="permutation seed (datasketch's `seed`)")
+    false_negative_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="weight of missed pairs in datasketch's band optimum (false positives: 1 - it)",
+    )
     bands: int | None = Field(
         None, ge=1, description="LSH bands; default: datasketch's optimum for threshold"
     )
@@ -150,7 +156,14 @@ class MinHashCaptionDedup(GlobalStage):
     def __init__(self, params: MinHashCaptionParams, context=None):
         super().__init__(params, context)
         self.bands, self.rows = (
-            (params.bands, params.rows) if params.bands else lsh_params(params.threshold, params.num_perm)
+            (params.bands, params.rows)
+            if params.bands
+            else lsh_params(
+                params.threshold,
+                params.num_perm,
+                1 - params.false_negative_weight,
+                params.false_negative_weight,
+            )
         )
         self.hasher = MinHasher(params.num_perm, params.seed)
 
@@ -193,4 +206,5 @@ class MinHashCaptionDedup(GlobalStage):
 
     def apply(self, table: pa.Table, summary: pa.Table) -> pa.Table:
         detail = f"caption Jaccard >= {self.params.threshold} (MinHash estimate) with"
+        table = table.drop_columns([c for c in (SIGNATURE, BANDS) if c in table.column_names])
         return apply_keepers(table, summary, CLUSTER, REASON, detail)
