@@ -126,6 +126,10 @@ def _candidates(*pieces: pa.Table) -> pa.Table:
 _PAIRS = pa.schema([("a", pa.string()), ("b", pa.string())])
 
 
+def _scores(table: pa.Table) -> pa.Table:
+    return table.select(["id", SCORE])
+
+
 def _signatures(table: pa.Table) -> pa.Table:
     return table.select(["id", SIGNATURE]).filter(table[SIGNATURE].is_valid())
 
@@ -180,28 +184,30 @@ class MinHashCaptionDedup(GlobalStage):
         parts, p = cluster_parts(), self.params
         columns = ["id", SIGNATURE, BANDS] + ([SCORE] if SCORE in dataset.schema().names else [])
         refs = list(dataset.select_columns(columns).to_arrow_refs())
+        scores = [ray.remote(_scores).remote(ref) for ref in refs] if SCORE in columns else []
         merge = ray.remote(concat)
         buckets = [ray.remote(_bucket_rows).remote(ref, self.bands) for ref in refs]
         candidates = [
             ray.remote(_candidates).remote(*pieces) for pieces in exchange(buckets, "bucket", parts)
         ]
         signature_rows = [ray.remote(_signatures).remote(ref) for ref in refs]
+        # Drop each list of refs once the tasks that read it are submitted: Ray frees an object when no
+        # task or list holds it, which kept the object store from spilling signatures at 1M rows.
+        del refs, buckets
         signatures = [merge.remote(*pieces) for pieces in exchange(signature_rows, "id", parts)]
+        del signature_rows
         attach, verify = ray.remote(_attach), ray.remote(_verified)
         with_a = [
             attach.remote(signatures[i], "a", *pieces)
             for i, pieces in enumerate(exchange(candidates, "a", parts))
         ]
+        del candidates
         edges = [
             verify.remote(signatures[i], p.threshold, *pieces)
             for i, pieces in enumerate(exchange(with_a, "b", parts))
         ]
+        del with_a, signatures
         assignment = connected_components(edges, p.local_limit, parts)
-        scores = (
-            [ray.remote(lambda t: t.select(["id", SCORE])).remote(ref) for ref in refs]
-            if SCORE in columns
-            else []
-        )
         return choose_keepers(list(assignment.to_arrow_refs()), scores, parts)
 
     def apply(self, table: pa.Table, summary: pa.Table) -> pa.Table:
