@@ -126,3 +126,24 @@ def output_schema(produced: list[pa.Field]) -> pa.Schema:
 def row_id(*parts: str) -> str:
     """A stable sample id: the hash of its source URI and key, independent of workers and order."""
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=12).hexdigest()
+
+
+def fixed_width_column(rows: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Each row of a 2-D array as one fixed-size binary value; null where `valid` is false."""
+    validity = pa.array(valid, pa.bool_()).buffers()[1]
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(rows.shape[1] * rows.itemsize),
+        len(valid),
+        [validity, pa.py_buffer(np.ascontiguousarray(rows).tobytes())],
+        null_count=int(len(valid) - np.count_nonzero(valid)),
+    )
+
+
+def fixed_width_rows(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
+    """A fixed-size binary column as a 2-D numpy array, straight from its data buffer (no nulls)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = array.type.byte_width
+    data = np.frombuffer(array.buffers()[1], np.uint8)[
+        array.offset * width : (array.offset + len(array)) * width
+    ]
+    return data.view(dtype).reshape(len(array), -1)

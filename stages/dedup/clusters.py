@@ -19,6 +19,11 @@ SCORE = "clip_score"
 KEEPER_SCHEMA = pa.schema([("id", pa.string()), ("keeper", pa.string())])
 
 
+def score_rows(table: pa.Table) -> pa.Table:
+    """The (id, clip_score) columns `choose_keepers` joins in."""
+    return table.select(["id", SCORE])
+
+
 def _with_scores(assignment: pa.Table, *score_pieces: pa.Table) -> pa.Table:
     """(id, root) joined with the ids' scores (both partitioned by id); NaN where a row has none."""
     scores = concat(*score_pieces)

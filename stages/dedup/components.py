@@ -26,7 +26,8 @@ DEFAULT_LOCAL_LIMIT = 1_000_000  # edges: about 100 MB of ids in one process
 MAX_ROUNDS = 100
 
 
-def _edges(pairs: set[tuple[str, str]]) -> pa.Table:
+def edge_table(pairs: set[tuple[str, str]]) -> pa.Table:
+    """Edges (a, b) from a set of id pairs."""
     return pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]}, schema=EDGE_SCHEMA)
 
 
@@ -54,7 +55,7 @@ def _large_star(*pieces: pa.Table) -> pa.Table:
     for node, neighbours in _neighbourhoods(_concat(*pieces)).items():
         smallest = min(min(neighbours), node)
         out |= {(v, smallest) for v in neighbours if v > node}
-    return _edges(out)
+    return edge_table(out)
 
 
 def _small_star(*pieces: pa.Table) -> pa.Table:
@@ -63,7 +64,7 @@ def _small_star(*pieces: pa.Table) -> pa.Table:
     for node, neighbours in _neighbourhoods(_concat(*pieces)).items():
         smallest = min(neighbours)
         out |= {(v, smallest) for v in neighbours | {node} if v != smallest}
-    return _edges(out)
+    return edge_table(out)
 
 
 def _fingerprint(edges: pa.Table) -> tuple[int, int]:

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipeline.registry import register
-from pipeline.schema import set_column
+from pipeline.schema import fixed_width_column, fixed_width_rows, set_column
 from pipeline.stage import Column, GlobalStage, Params
-from stages.dedup.clusters import SCORE, apply_keepers, choose_keepers
-from stages.dedup.components import DEFAULT_LOCAL_LIMIT, connected_components
+from stages.dedup.clusters import SCORE, apply_keepers, choose_keepers, score_rows
+from stages.dedup.components import DEFAULT_LOCAL_LIMIT, EDGE_SCHEMA, connected_components
 from stages.dedup.exchange import cluster_parts, concat, exchange
 from stages.dedup.minhash_signature import MinHasher, band_keys, estimated_jaccard, lsh_params
 
@@ -62,31 +62,10 @@ class MinHashCaptionParams(Params):
         return self
 
 
-def _fixed_width(rows: np.ndarray, valid: np.ndarray) -> pa.Array:
-    """Each row of a 2-D array as one fixed-size binary value; null where `valid` is false."""
-    validity = pa.array(valid, pa.bool_()).buffers()[1]
-    return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(rows.shape[1] * rows.itemsize),
-        len(valid),
-        [validity, pa.py_buffer(np.ascontiguousarray(rows).tobytes())],
-        null_count=int(len(valid) - np.count_nonzero(valid)),
-    )
-
-
-def _fixed_rows(column: pa.ChunkedArray | pa.Array, dtype: type) -> np.ndarray:
-    """A fixed-size binary column as a 2-D numpy array, straight from its data buffer (no nulls)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    width = array.type.byte_width
-    data = np.frombuffer(array.buffers()[1], np.uint8)[
-        array.offset * width : (array.offset + len(array)) * width
-    ]
-    return data.view(dtype).reshape(len(array), -1)
-
-
 def _bucket_rows(table: pa.Table, bands: int) -> pa.Table:
     """One (bucket, id) row per band of every row that has a signature."""
     valid = table.filter(table[BANDS].is_valid())
-    keys = _fixed_rows(valid[BANDS], np.uint64)
+    keys = fixed_width_rows(valid[BANDS], np.uint64)
     rows = np.repeat(np.arange(valid.num_rows), bands)
     return pa.table({"bucket": pa.array(keys.ravel(), pa.uint64()), "id": valid["id"].take(rows)})
 
@@ -98,12 +77,12 @@ def _candidates(*pieces: pa.Table) -> pa.Table:
     pairs are deduplicated as int64 keys; no Python loop over buckets."""
     rows = concat(*pieces)
     if rows.num_rows == 0:
-        return _PAIRS.empty_table()
+        return EDGE_SCHEMA.empty_table()
     buckets = rows["bucket"].to_numpy()
     _, inverse, counts = np.unique(buckets, return_inverse=True, return_counts=True)
     rows = rows.filter(pa.array(counts[inverse] > 1))
     if rows.num_rows == 0:
-        return _PAIRS.empty_table()
+        return EDGE_SCHEMA.empty_table()
     names, codes = np.unique(rows["id"].to_numpy(zero_copy_only=False), return_inverse=True)
     order = np.lexsort((codes, rows["bucket"].to_numpy()))
     bucket, code = rows["bucket"].to_numpy()[order], codes[order]
@@ -119,15 +98,8 @@ def _candidates(*pieces: pa.Table) -> pa.Table:
             "a": pa.array(names[pairs // len(names)], pa.string()),
             "b": pa.array(names[pairs % len(names)], pa.string()),
         },
-        schema=_PAIRS,
+        schema=EDGE_SCHEMA,
     )
-
-
-_PAIRS = pa.schema([("a", pa.string()), ("b", pa.string())])
-
-
-def _scores(table: pa.Table) -> pa.Table:
-    return table.select(["id", SCORE])
 
 
 def _signatures(table: pa.Table) -> pa.Table:
@@ -136,7 +108,7 @@ def _signatures(table: pa.Table) -> pa.Table:
 
 def _attach(signatures: pa.Table, side: str, *pieces: pa.Table) -> pa.Table:
     """Candidate pairs with the signature of their `side` end (pairs and signatures share a partition)."""
-    pairs = concat(*pieces) if pieces else _PAIRS.empty_table()
+    pairs = concat(*pieces) if pieces else EDGE_SCHEMA.empty_table()
     position = pc.index_in(pairs[side], value_set=signatures["id"])
     return pairs.append_column(f"sig_{side}", signatures[SIGNATURE].take(position))
 
@@ -145,8 +117,10 @@ def _verified(signatures: pa.Table, threshold: float, *pieces: pa.Table) -> pa.T
     """Edges whose estimated Jaccard reaches the threshold."""
     pairs = _attach(signatures, "b", *pieces) if pieces else None
     if pairs is None or pairs.num_rows == 0:
-        return _PAIRS.empty_table()
-    keep = estimated_jaccard(_fixed_rows(pairs["sig_a"], np.uint32), _fixed_rows(pairs["sig_b"], np.uint32))
+        return EDGE_SCHEMA.empty_table()
+    keep = estimated_jaccard(
+        fixed_width_rows(pairs["sig_a"], np.uint32), fixed_width_rows(pairs["sig_b"], np.uint32)
+    )
     return pairs.select(["a", "b"]).filter(pa.array(keep >= threshold))
 
 
@@ -175,8 +149,8 @@ class MinHashCaptionDedup(GlobalStage):
         p = self.params
         signatures, has = self.hasher.signatures(table["caption"].to_pylist(), p.ngram, p.unit)
         keys = band_keys(signatures, self.bands, self.rows)
-        table = set_column(table, SIGNATURE, _fixed_width(signatures, has))
-        return set_column(table, BANDS, _fixed_width(keys, has))
+        table = set_column(table, SIGNATURE, fixed_width_column(signatures, has))
+        return set_column(table, BANDS, fixed_width_column(keys, has))
 
     def summarize(self, dataset) -> pa.Table:
         import ray
@@ -184,7 +158,7 @@ class MinHashCaptionDedup(GlobalStage):
         parts, p = cluster_parts(), self.params
         columns = ["id", SIGNATURE, BANDS] + ([SCORE] if SCORE in dataset.schema().names else [])
         refs = list(dataset.select_columns(columns).to_arrow_refs())
-        scores = [ray.remote(_scores).remote(ref) for ref in refs] if SCORE in columns else []
+        scores = [ray.remote(score_rows).remote(ref) for ref in refs] if SCORE in columns else []
         merge = ray.remote(concat)
         buckets = [ray.remote(_bucket_rows).remote(ref, self.bands) for ref in refs]
         candidates = [

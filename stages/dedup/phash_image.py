@@ -19,8 +19,8 @@ from pydantic import Field
 from pipeline.registry import register
 from pipeline.schema import MEDIA, first_image, set_column
 from pipeline.stage import Column, GlobalStage, Params
-from stages.dedup.clusters import SCORE, apply_keepers, choose_keepers
-from stages.dedup.components import DEFAULT_LOCAL_LIMIT, connected_components
+from stages.dedup.clusters import SCORE, apply_keepers, choose_keepers, score_rows
+from stages.dedup.components import DEFAULT_LOCAL_LIMIT, connected_components, edge_table
 from stages.dedup.exchange import cluster_parts, concat, exchange
 from stages.dedup.perceptual_hash import band_values, hamming, phash
 from stages.image_decode import DecodeError, open_rgb
@@ -29,7 +29,6 @@ HASH = "image_phash"
 RAW = "_phash"
 CLUSTER = "phash_cluster"
 REASON = "duplicate:perceptual_image"
-_EDGES = pa.schema([("a", pa.string()), ("b", pa.string())])
 
 
 class PhashParams(Params):
@@ -48,7 +47,7 @@ def _bucket_rows(table: pa.Table, bands: int) -> pa.Table:
     return pa.table(
         {
             "bucket": pa.array(buckets.ravel(), pa.uint64()),
-            "id": pa.array(np.repeat(np.array(valid["id"].to_pylist(), dtype=object), bands), pa.string()),
+            "id": valid["id"].take(np.repeat(np.arange(valid.num_rows), bands)),
             RAW: pa.array(np.repeat(hashes, bands), pa.uint64()),
         }
     )
@@ -67,7 +66,7 @@ def _close_pairs(max_distance: int, *pieces: pa.Table) -> pa.Table:
             for i in range(start, stop - 1):
                 close = np.flatnonzero(hamming(hashes[i + 1 : stop], hashes[i : i + 1]) <= max_distance)
                 pairs.update((ids[i], ids[i + 1 + j]) for j in close.tolist() if ids[i] != ids[i + 1 + j])
-    return pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]}, schema=_EDGES)
+    return edge_table(pairs)
 
 
 @register
@@ -101,11 +100,7 @@ class PhashImageDedup(GlobalStage):
             close.remote(self.params.max_distance, *pieces) for pieces in exchange(buckets, "bucket", parts)
         ]
         assignment = connected_components(edges, self.params.local_limit, parts)
-        scores = (
-            [ray.remote(lambda t: t.select(["id", SCORE])).remote(ref) for ref in refs]
-            if SCORE in columns
-            else []
-        )
+        scores = [ray.remote(score_rows).remote(ref) for ref in refs] if SCORE in columns else []
         return choose_keepers(list(assignment.to_arrow_refs()), scores, parts)
 
     def apply(self, table: pa.Table, summary: pa.Table) -> pa.Table:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from pipeline.registry import register
-from pipeline.schema import MEDIA, REJECT_DETAIL, REJECT_REASON, first_image, set_column
+from pipeline.schema import MEDIA, REJECT_DETAIL, REJECT_REASON, first_image, fixed_width_column, set_column
 from pipeline.stage import Column, Params, Resources, Stage, StageContext, StageKind
 from stages.clip.model import CHECKPOINT_SUFFIXES, ClipLoadError, load_clip, model_config, model_name
 from stages.filter.columns import reject_where
@@ -133,13 +133,7 @@ class ClipScore(Stage):
         scored = ~np.isnan(scores)
         table = set_column(table, SCORE, pa.array(scores, pa.float32(), mask=~scored))
         if self.params.store_embedding:
-            raw = pa.py_buffer(embeddings.astype("<f2").tobytes())
-            column = pa.FixedSizeBinaryArray.from_buffers(
-                embedding_type(embeddings.shape[1]), len(scores), [None, raw]
-            )
-            table = set_column(
-                table, EMBEDDING, pc.if_else(pa.array(scored), column, pa.nulls(len(scores), column.type))
-            )
+            table = set_column(table, EMBEDDING, fixed_width_column(embeddings.astype("<f2"), scored))
         if errors:
             reasons = (
                 table[REJECT_REASON].to_pylist()
